@@ -1,0 +1,146 @@
+"""Every exception the connector raises, grouped by what the caller does about it.
+
+```
+ConnectorError
+├── ConfigError                 bad or missing settings; raised before anything connects; exit code 2
+├── FatalError                  stop the loop, keep the checkpoint as it is, exit non-zero (the pod restarts)
+│   ├── AuthenticationError     bad client id/secret, or 401 again right after a fresh token
+│   ├── PermissionDeniedError   403: the OAuth client lacks a permission (named in .permission)
+│   ├── ApiContractError        400/404/unexpected response shape that retrying cannot fix
+│   ├── DeliveryError           Kafka refused a message for good (fatal producer error, topic missing...)
+│   ├── CheckpointError         checkpoint unreadable, corrupt, newer format, or directory locked/unwritable
+│   └── RetriesExhaustedError   a retriable failure that kept failing past the retry budget
+├── RetriableError              back off and try the same thing again (bounded by the retry policy)
+│   ├── RateLimitedError        429; carries .retry_after_s
+│   ├── UpstreamUnavailableError 5xx, 408, timeouts, connection resets, truncated or non-JSON bodies
+│   ├── PaginationCapError      400 "Pagination may not exceed 100000 results": split the window instead
+│   └── PublishTimeoutError     flush() left messages unacknowledged
+└── SkippableError              log, count, continue
+```
+
+HTTP status codes are mapped onto this tree in exactly one place, `connector.client.classify_response`, and
+the retry policy lives only in `connector.ratelimit`. Errors carry their context as attributes (status,
+correlation id, window...) so logs and metrics can use them without parsing messages. No error message may
+contain a secret: build messages from ids, statuses and Genesys' own ErrorBody text only.
+"""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Root of every error raised by the connector."""
+
+
+class ConfigError(ConnectorError):
+    """Configuration is invalid. `problems` holds one human-readable line per wrong field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class FatalError(ConnectorError):
+    """The connector cannot continue; the checkpoint is left as it is so a restart resumes safely."""
+
+
+class ApiError(ConnectorError):
+    """Mixin carrying what Genesys said about a failed call."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        correlation_id: str | None = None,
+        endpoint: str | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.correlation_id = correlation_id
+        self.endpoint = endpoint
+        parts = [message]
+        if status is not None:
+            parts.append(f"status={status}")
+        if code:
+            parts.append(f"code={code}")
+        if endpoint:
+            parts.append(f"endpoint={endpoint}")
+        if correlation_id:
+            parts.append(f"correlation_id={correlation_id}")
+        super().__init__(" ".join(parts))
+        self.message = message
+
+
+class AuthenticationError(FatalError, ApiError):
+    """The OAuth client credentials were rejected, or a fresh token was rejected again."""
+
+
+class PermissionDeniedError(FatalError, ApiError):
+    """403: the OAuth client's roles lack a permission this connector needs."""
+
+    permission = "analytics:conversationDetail:view"
+
+
+class ApiContractError(FatalError, ApiError):
+    """Genesys answered in a way retrying cannot fix (400, 404, a body that is not the documented shape)."""
+
+
+class DeliveryError(FatalError):
+    """Kafka rejected a message for good, or the producer hit a fatal error."""
+
+    def __init__(self, message: str, *, kafka_error: str | None = None) -> None:
+        self.kafka_error = kafka_error
+        super().__init__(message if kafka_error is None else f"{message}: {kafka_error}")
+
+
+class CheckpointError(FatalError):
+    """The checkpoint directory or file cannot be used; `path` names it. The file is never modified."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        self.path = path
+        super().__init__(f"{message} ({path})")
+
+
+class RetriableError(ConnectorError):
+    """Transient failure: the same operation may succeed if tried again later."""
+
+
+class RateLimitedError(RetriableError, ApiError):
+    """429 Too Many Requests. `retry_after_s` is what the server asked us to wait (None if it did not say)."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None, **kwargs: object) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+class UpstreamUnavailableError(RetriableError, ApiError):
+    """5xx, 408, timeouts, connection resets, truncated or non-JSON bodies. `reason` is a short metric label."""
+
+    def __init__(self, message: str, *, reason: str, **kwargs: object) -> None:
+        self.reason = reason
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+class PaginationCapError(RetriableError, ApiError):
+    """400 "Pagination may not exceed 100000 results": the window must be split, not retried as is."""
+
+
+class PublishTimeoutError(RetriableError):
+    """flush() returned with messages still unacknowledged."""
+
+    def __init__(self, undelivered: int) -> None:
+        self.undelivered = undelivered
+        super().__init__(f"{undelivered} message(s) not acknowledged by Kafka in time")
+
+
+class RetriesExhaustedError(FatalError):
+    """A retriable failure persisted past the retry budget; `last` is the final underlying error."""
+
+    def __init__(self, message: str, *, last: BaseException | None = None) -> None:
+        self.last = last
+        super().__init__(message if last is None else f"{message}: {last}")
+
+
+class SkippableError(ConnectorError):
+    """A problem with one item that must be counted and logged but must not stop the pipeline."""
