@@ -9,7 +9,8 @@ ConnectorError
 │   ├── ApiContractError        400/404/unexpected response shape that retrying cannot fix
 │   ├── DeliveryError           Kafka refused a message for good (fatal producer error, topic missing...)
 │   ├── CheckpointError         checkpoint unreadable, corrupt, newer format, or directory locked/unwritable
-│   └── RetriesExhaustedError   a retriable failure that kept failing past the retry budget
+│   ├── RetriesExhaustedError   a retriable failure that kept failing past the retry budget
+│   └── BrokerError             the embedded Kafka broker (tests, demo) could not be fetched or started
 ├── RetriableError              back off and try the same thing again (bounded by the retry policy)
 │   ├── RateLimitedError        429; carries .retry_after_s
 │   ├── UpstreamUnavailableError 5xx, 408, timeouts, connection resets, truncated or non-JSON bodies
@@ -140,6 +141,10 @@ class RetriesExhaustedError(FatalError):
     def __init__(self, message: str, *, last: BaseException | None = None) -> None:
         self.last = last
         super().__init__(message if last is None else f"{message}: {last}")
+
+
+class BrokerError(FatalError):
+    """The embedded Kafka broker of `connector.broker` (tests, demo) could not be fetched, started or used."""
 
 
 class SkippableError(ConnectorError):
