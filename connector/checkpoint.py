@@ -109,12 +109,14 @@ class CheckpointState(_Frozen):
     """Everything the connector needs to resume. A frozen value: build a new one with `model_copy(update=)`.
 
     `watermark` is the end of the contiguous range whose first pass is complete and acked; None before the
-    first window completes. `config_fingerprint` (see `config_fingerprint()`) lets the app notice that the
+    first window completes. `planned_until` is the end of the last first-pass window handed out (passes
+    between the watermark and it are either in `in_progress` or complete). `config_fingerprint` (see `config_fingerprint()`) lets the app notice that the
     topic or the filters changed since the checkpoint was written.
     """
 
     format: Literal[1] = 1
     watermark: UtcDatetime | None = None
+    planned_until: UtcDatetime | None = None
     in_progress: list[PassProgress] = Field(default_factory=list)
     rescans: list[RescanEntry] = Field(default_factory=list)
     open_conversations: dict[str, UtcDatetime] = Field(default_factory=dict)
