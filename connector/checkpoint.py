@@ -110,8 +110,9 @@ class CheckpointState(_Frozen):
 
     `watermark` is the end of the contiguous range whose first pass is complete and acked; None before the
     first window completes. `planned_until` is the end of the last first-pass window handed out (passes
-    between the watermark and it are either in `in_progress` or complete). `config_fingerprint` (see `config_fingerprint()`) lets the app notice that the
-    topic or the filters changed since the checkpoint was written.
+    between the watermark and it are either in `in_progress` or complete). `config_fingerprint` (see
+    `config_fingerprint()`) lets the app notice that the topic or the filters changed since the
+    checkpoint was written.
     """
 
     format: Literal[1] = 1

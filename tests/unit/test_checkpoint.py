@@ -33,6 +33,7 @@ def full_state() -> CheckpointState:
     """A state with every field set to something other than its default."""
     return CheckpointState(
         watermark=T0,
+        planned_until=T0 + timedelta(minutes=5),
         in_progress=[
             PassProgress(window_start=T0, window_end=T0 + timedelta(minutes=5), pass_no=0, next_page=3),
             PassProgress(
