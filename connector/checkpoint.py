@@ -243,15 +243,26 @@ class FileCheckpointStore:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
+            holder = self._lock_owner(fd)
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise CheckpointError(
-                    f"another worker is using {where} (only one connector may use a checkpoint directory)",
+                    f"another worker is using {where}{holder} (only one connector may use a checkpoint "
+                    "directory)",
                     path=where,
                 ) from None
             raise CheckpointError(f"cannot lock checkpoint directory: {_reason(exc)}", path=where) from None
         self._lock_fd = fd
         self._write_lock_owner(fd)
+
+    @staticmethod
+    def _lock_owner(fd: int) -> str:
+        """` (pid N)` as recorded by the worker holding the lock, or "" if unknown."""
+        try:
+            recorded = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        except OSError:
+            return ""
+        return f" (pid {recorded})" if recorded.isdigit() else ""
 
     @staticmethod
     def _write_lock_owner(fd: int) -> None:
