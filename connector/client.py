@@ -215,7 +215,7 @@ class GenesysClient:
     # ------------------------------------------------------------------------------- properties
     @property
     def pacer(self) -> Pacer:
-        """The shared pacer (the app switches its share with `set_caught_up`)."""
+        """The shared pacer (the app switches its share with `set_catching_up`)."""
         return self._pacer
 
     @property

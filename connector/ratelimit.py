@@ -125,10 +125,13 @@ class Pacer:
         per_minute = self.requests_per_minute
         return max(per_minute - self._capacity(), per_minute / 2) / 60
 
-    def set_caught_up(self, caught_up: bool) -> None:
-        """Use `live_budget_share` once caught up, `budget_share` while catching up."""
+    def set_catching_up(self, catching_up: bool) -> None:
+        """Use `budget_share` while catching up, `live_budget_share` once caught up."""
+        share = self._catchup_share if catching_up else self._live_share
+        if share == self._share:
+            return
         self._refill(self._clock.monotonic())  # tokens earned so far are earned at the old rate
-        self._share = self._live_share if caught_up else self._catchup_share
+        self._share = share
         self._rate_changed()
 
     def _rate_changed(self) -> None:

@@ -156,6 +156,26 @@ class WindowPlanner:
         """True when a bounded run (`windows.end`) has read everything before its end."""
         return self._config.end is not None and watermark is not None and watermark >= self._config.end
 
+    def next_window_ready_in(self, watermark: datetime | None) -> timedelta | None:
+        """How long until `next_window` returns a window: zero if one is ready, None if the run is finished.
+
+        While caught up this is the time until `now - lag` reaches the next window boundary; the app can
+        sleep that long instead of polling.
+        """
+        if self.is_finished(watermark):
+            return None
+        if self.next_window(watermark) is not None:
+            return timedelta(0)
+        start = watermark if watermark is not None else self.initial_start()
+        boundary = align_down(start, self._config.length) + self._config.length
+        if self._config.end is not None:
+            boundary = min(boundary, self._config.end)
+        return max(timedelta(0), boundary + self._config.lag - self._clock.now())
+
+    def is_behind(self, watermark: datetime | None) -> bool:
+        """The opposite of `is_caught_up` (True before the first window)."""
+        return not self.is_caught_up(watermark)
+
     def is_caught_up(self, watermark: datetime | None) -> bool:
         """True when less than two window lengths separate the watermark from `now - lag`.
 

@@ -1,0 +1,219 @@
+"""Page one interval of the details query to completion, whatever Genesys' paging does.
+
+Rules (genesys-api.md §1.4, §7):
+
+- Pages are requested by `pageNumber` 1, 2, 3... and the interval is finished at the first page with no
+  `conversations` (absent or empty). Never earlier: `totalHits` is approximate and pages can be short
+  because Genesys drops duplicates from them.
+- Speed: once the first page has answered with `totalHits`, the pages up to `ceil(totalHits / pageSize)`
+  are fetched concurrently (at most `concurrency` ahead of the consumer), then paging continues one page at
+  a time until the empty page. Pages are always yielded in page order; the first empty page ends the run.
+- Dedupe within the window by `conversationId`: new data shifts offsets while we page, so a record can come
+  back on a later page. A repeat is dropped when its first copy had ended (`conversationEnd` present); if
+  the first copy was still in progress, the later (fresher) copy is yielded too, so an ended version is not
+  lost. Dropped repeats are counted on the page (`duplicates`).
+- The 100,000-result cap (`pageNumber x pageSize <= 100000`): if the first page's `totalHits` exceeds 80 %
+  of it, or Genesys answers 400 "Pagination may not exceed...", the window is split in halves and each half
+  is paged the same way (recursively; `window_splits` counts it). Conversations already yielded are not
+  yielded again (dedupe spans the whole requested window).
+- Resume: `start_page` > 1 continues an interrupted window at that page. If the window then turns out to
+  need splitting, it is paged again from the start, in halves (duplicates are absorbed downstream).
+
+`page_number` on yielded pages increases by one per page within a run and equals Genesys' `pageNumber`
+as long as the window is not split, so it can be stored as a resume hint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from connector.clock import Clock
+from connector.errors import ApiContractError, PaginationCapError
+from connector.metrics import ConnectorMetrics
+from connector.windows import Window
+
+log = logging.getLogger(__name__)
+
+#: Most results Genesys lets one query page through.
+PAGINATION_CAP = 100_000
+#: Split a window up front when its first page reports more hits than this share of the cap.
+SPLIT_RATIO = 0.8
+#: Windows shorter than this are never split (a window this dense cannot be paged completely anyway).
+MIN_SPLIT_LENGTH = timedelta(seconds=1)
+
+QueryFunction = Callable[[Window, int], Awaitable[Mapping[str, Any]]]
+"""Fetch page `page_number` of `window`; returns the query response (`conversations`, `totalHits`)."""
+
+
+@dataclass(frozen=True)
+class QueryPage:
+    """One non-empty page of one (possibly split) window, already deduped against earlier pages."""
+
+    query_window: Window
+    query_page: int
+    page_number: int
+    conversations: list[dict[str, Any]]
+    total_hits: int | None
+    received_at: datetime
+    duplicates: int
+
+
+@dataclass
+class _Response:
+    page: int
+    conversations: list[dict[str, Any]]
+    total_hits: int | None
+    received_at: datetime
+
+
+@dataclass
+class _Run:
+    """State of one `pages()` run: dedupe memory and the next page ordinal."""
+
+    next_number: int
+    seen_ended: dict[str, bool] = field(default_factory=dict)
+
+
+class PagedQuery:
+    """Pages windows through `query`; one instance can serve any number of windows and passes."""
+
+    def __init__(
+        self,
+        query: QueryFunction,
+        *,
+        page_size: int,
+        concurrency: int,
+        clock: Clock,
+        metrics: ConnectorMetrics,
+        cap: int = PAGINATION_CAP,
+    ) -> None:
+        self._query = query
+        self._page_size = page_size
+        self._concurrency = max(1, concurrency)
+        self._clock = clock
+        self._metrics = metrics
+        self._cap = cap
+
+    async def pages(self, window: Window, *, start_page: int = 1) -> AsyncIterator[QueryPage]:
+        """Every conversation of `window`, page by page, in page order (see module docstring)."""
+        if start_page < 1:
+            raise ValueError(f"start_page must be >= 1 (got {start_page})")
+        run = _Run(next_number=start_page)
+        async for page in self._page_window(window, start_page, run):
+            yield page
+
+    async def _page_window(self, window: Window, start_page: int, run: _Run) -> AsyncIterator[QueryPage]:
+        try:
+            first = await self._fetch(window, start_page)
+        except PaginationCapError as exc:
+            async for page in self._split(window, run, reason=str(exc)):
+                yield page
+            return
+        if (
+            first.total_hits is not None
+            and first.total_hits > SPLIT_RATIO * self._cap
+            and self._splittable(window)
+        ):
+            async for page in self._split(window, run, reason=f"totalHits={first.total_hits}"):
+                yield page
+            return
+        if not first.conversations:
+            return
+        yield self._accept(window, first, run)
+        last_expected = math.ceil(first.total_hits / self._page_size) if first.total_hits else start_page
+        try:
+            async for response in self._rest(window, start_page + 1, last_expected):
+                yield self._accept(window, response, run)
+        except PaginationCapError as exc:
+            async for page in self._split(window, run, reason=str(exc)):
+                yield page
+
+    async def _rest(self, window: Window, first_page: int, last_expected: int) -> AsyncIterator[_Response]:
+        """Pages from `first_page` on, in order, until the first empty one.
+
+        Up to `concurrency` pages are in flight while the page number is <= `last_expected`; past it, one at
+        a time (those pages exist only if `totalHits` was low).
+        """
+        pending: deque[asyncio.Task[_Response]] = deque()
+        page = first_page
+        try:
+            while True:
+                while len(pending) < self._concurrency and (page <= last_expected or not pending):
+                    pending.append(asyncio.ensure_future(self._fetch(window, page)))
+                    page += 1
+                response = await pending.popleft()
+                if not response.conversations:
+                    return
+                yield response
+        finally:
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(BaseException):
+                    await task
+
+    async def _split(self, window: Window, run: _Run, *, reason: str) -> AsyncIterator[QueryPage]:
+        if not self._splittable(window):
+            raise ApiContractError(
+                f"window {window.interval} holds more than {self._cap} conversations and is too short to "
+                f"split further ({reason}); it cannot be paged completely",
+                endpoint="details_query",
+            )
+        self._metrics.window_splits.inc()
+        first, second = window.split()
+        log.info("splitting window %s in halves (%s)", window.interval, reason)
+        for half in (first, second):
+            async for page in self._page_window(half, 1, run):
+                yield page
+
+    def _splittable(self, window: Window) -> bool:
+        return window.duration >= 2 * MIN_SPLIT_LENGTH
+
+    async def _fetch(self, window: Window, page: int) -> _Response:
+        if page * self._page_size > self._cap:
+            # Genesys would answer 400 "Pagination may not exceed 100000 results": save the request.
+            raise PaginationCapError(
+                f"page {page} x {self._page_size} would pass the {self._cap}-result cap",
+                endpoint="details_query",
+            )
+        body = await self._query(window, page)
+        conversations = body.get("conversations") or []
+        total = body.get("totalHits")
+        return _Response(
+            page, list(conversations), total if isinstance(total, int) else None, self._clock.now()
+        )
+
+    def _accept(self, window: Window, response: _Response, run: _Run) -> QueryPage:
+        """Dedupe a page against the run so far and number it."""
+        kept: dict[str, dict[str, Any]] = {}
+        duplicates = 0
+        for conversation in response.conversations:
+            cid = conversation.get("conversationId")
+            if not isinstance(cid, str) or not cid:
+                log.warning("dropping a conversation without conversationId on %s", window.interval)
+                continue
+            if run.seen_ended.get(cid) or cid in kept:
+                duplicates += 1
+                if cid not in kept:
+                    continue  # its first copy had ended: nothing fresher to say
+            run.seen_ended[cid] = "conversationEnd" in conversation
+            kept[cid] = conversation  # a repeat within one page replaces the earlier copy, in place
+        number = run.next_number
+        run.next_number += 1
+        return QueryPage(
+            query_window=window,
+            query_page=response.page,
+            page_number=number,
+            conversations=list(kept.values()),
+            total_hits=response.total_hits,
+            received_at=response.received_at,
+            duplicates=duplicates,
+        )
