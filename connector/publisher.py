@@ -201,7 +201,7 @@ class BatchResult:
         return not self.failures
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: trackers live in a set
 class _BatchTracker:
     """Counts the outcomes of one batch; resolves its future (in its loop) after the last one."""
 
@@ -239,6 +239,47 @@ def _set_result(future: asyncio.Future[BatchResult], result: BatchResult) -> Non
 def _set_exception(future: asyncio.Future[BatchResult], error: BaseException) -> None:
     if not future.done():
         future.set_exception(error)
+
+
+class _LogThrottle:
+    """At most one log line per key per interval; counts what it suppressed meanwhile."""
+
+    def __init__(self, clock: Clock, interval_s: float = _ERROR_LOG_INTERVAL_S) -> None:
+        self._clock = clock
+        self._interval_s = interval_s
+        self._seen: dict[str, tuple[float, int]] = {}
+
+    def admit(self, key: str) -> int | None:
+        """None when `key` was logged less than interval_s ago; else how many lines were suppressed."""
+        now = self._clock.monotonic()
+        last, suppressed = self._seen.get(key, (None, 0))
+        if last is not None and now - last < self._interval_s:
+            self._seen[key] = (last, suppressed + 1)
+            return None
+        self._seen[key] = (now, 0)
+        return suppressed
+
+
+class _ClientLogRelay:
+    """librdkafka's own log lines (served by poll) into `connector.publisher.librdkafka`.
+
+    Throttled per facility, and capped at WARNING: a broker that is down makes librdkafka log every
+    reconnect at ERROR level, while the real outcome arrives as a delivery report or a fatal error.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._logger = logging.getLogger(__name__ + ".librdkafka")
+        self._throttle = _LogThrottle(clock)
+
+    def log(self, level: int, msg: str, *args: object) -> None:
+        if self._throttle.admit(str(args[0]) if args else msg) is not None:
+            self._logger.log(min(level, logging.WARNING), msg, *args)
+
+
+def _describe(exc: KafkaException) -> str:
+    """`CODE: text` of the KafkaError inside a KafkaException."""
+    err = exc.args[0] if exc.args else None
+    return f"{err.name()}: {err.str()}" if isinstance(err, KafkaError) else str(exc)
 
 
 class PublisherState(enum.Enum):
@@ -284,7 +325,7 @@ class KafkaPublisher:
         self._fatal_reason: str | None = None
         self.state = PublisherState.OPEN
         self._enqueue_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
-        self._error_log: dict[str, tuple[float, int]] = {}
+        self._error_log = _LogThrottle(self._clock)
         self.buffer_full_waits = 0
         self._producer = self._create_producer(settings, producer_factory)
         log.info("Kafka producer for topic %r: %s", topic, redacted(settings))
@@ -374,12 +415,9 @@ class KafkaPublisher:
         if err.fatal() or err.code() == KafkaError._FATAL:
             self._latch_fatal(f"{err.name()}: {err.str()}")
             return
-        now = self._clock.monotonic()
-        last, suppressed = self._error_log.get(err.name(), (None, 0))
-        if last is not None and now - last < _ERROR_LOG_INTERVAL_S:
-            self._error_log[err.name()] = (last, suppressed + 1)
+        suppressed = self._error_log.admit(err.name())
+        if suppressed is None:
             return
-        self._error_log[err.name()] = (now, 0)
         more = f" ({suppressed} similar suppressed)" if suppressed else ""
         log.warning(
             "Kafka client error (retrying until delivery.timeout.ms): %s: %s%s", err.name(), err.str(), more
@@ -413,12 +451,12 @@ class KafkaPublisher:
         config: dict[str, Any] = {
             **settings,
             "error_cb": self._on_error,
-            "logger": logging.getLogger(__name__ + ".librdkafka"),
+            "logger": _ClientLogRelay(self._clock),
         }
         try:
             return factory(config)
         except (KafkaException, ValueError, TypeError) as exc:
-            text = str(exc)
+            text = _describe(exc) if isinstance(exc, KafkaException) else str(exc)
             for key, value in settings.items():
                 if is_secret_setting(key) and str(value):
                     text = text.replace(str(value), "***")
@@ -463,7 +501,7 @@ class KafkaPublisher:
             raise DeliveryError(
                 f"Kafka is unreachable at {self._bootstrap}: no metadata within {timeout_s:g} s "
                 "(check kafka.bootstrap_servers, the network and the security settings)",
-                kafka_error=str(exc.args[0] if exc.args else exc),
+                kafka_error=_describe(exc),
             ) from None
         topic = metadata.topics.get(self._topic)
         error = None if topic is None else topic.error
