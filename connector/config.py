@@ -216,9 +216,11 @@ def _read_secret_files(data: Any, names: tuple[str, ...]) -> Any:
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
             data[f"{name}_file"] = _Problem(f"cannot read secret file {path}: {reason}")
+            data[name] = ""  # reported once, on the file
             continue
         if not content:
             data[f"{name}_file"] = _Problem(f"secret file {path} is empty")
+            data[name] = ""
             continue
         data[name] = content
     return data
@@ -439,7 +441,8 @@ class KafkaSettings(_Section):
     queue_max_kbytes: int = Field(default=262144, ge=1)
     delivery_timeout_ms: int = Field(default=300000, ge=1)
     message_max_bytes: int = Field(default=4194304, ge=1000)
-    extra: ScalarMap = Field(default_factory=dict)
+    # repr=False: raw librdkafka properties may hold credentials (`sasl.oauthbearer.client.secret`...).
+    extra: ScalarMap = Field(default_factory=dict, repr=False)
 
     @model_validator(mode="before")
     @classmethod
