@@ -269,7 +269,7 @@ def test_pod_is_locked_down(render: Render) -> None:
     assert _mounts(manifests)["credentials"]["readOnly"] is True
     assert container["resources"]["requests"]
     assert container["resources"]["limits"]["memory"]
-    assert pod["terminationGracePeriodSeconds"] >= 35  # the connector flushes + checkpoints in ~30 s
+    assert pod["terminationGracePeriodSeconds"] >= 60  # 20 s in-flight grace + 30 s flush + checkpoint
 
 
 def test_container_runs_the_connector_with_probes_on_the_metrics_port(render: Render) -> None:
@@ -438,3 +438,24 @@ def test_defaults_document_the_images_user_and_paths() -> None:
     assert f"USER {values['podSecurityContext']['runAsUser']}:" in dockerfile
     assert f"EXPOSE {values['metrics']['port']}" in dockerfile
     assert f'VOLUME ["{values["persistence"]["mountPath"]}"]' in dockerfile
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (DEFAULT, "The checkpoint lives on PVC state-org1-genesys-kafka-connector-0"),
+        (NO_PERSISTENCE, "WARNING: persistence.enabled=false"),
+        (EXISTING_SECRET, "(existing; keys oauth-client-id, oauth-client-secret, sasl-user, sasl-password)"),
+    ],
+    ids=["default", "no-persistence", "existing-secret"],
+)
+def test_install_notes_render(helm: Path, values: Path, expected: str) -> None:
+    """NOTES.txt is only rendered by install; --dry-run=client needs no cluster."""
+    result = run_helm(
+        helm, "install", RELEASE, str(CHART), "-n", NAMESPACE, "--dry-run=client", "-f", str(values)
+    )
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("NOTES:", 1)[1]
+    assert f"StatefulSet {NAMESPACE}/{FULLNAME}" in notes
+    assert expected in notes
+    assert "ci-client-secret" not in notes
