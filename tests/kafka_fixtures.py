@@ -78,6 +78,7 @@ def consume_all(
             "group.id": f"test-reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 50,
         }
     )
     try:
