@@ -1,0 +1,30 @@
+"""Genesys Cloud analytics API simulator: the test oracle of the connector (see docs/simulator.md).
+
+```python
+from connector.simulator import SimulatorConfig, start_simulator
+with start_simulator(SimulatorConfig(seed=7, history_days=1)) as sim:
+    sim.base_url, sim.control.ground_truth(start, end)
+```
+"""
+
+from connector.simulator.config import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    SimulatorClient,
+    SimulatorConfig,
+)
+from connector.simulator.control import RemoteSimulatorControl, SimulatorControl
+from connector.simulator.server import SimulatorHandle, SimulatorProcess, spawn_simulator, start_simulator
+
+__all__ = [
+    "DEFAULT_CLIENT_ID",
+    "DEFAULT_CLIENT_SECRET",
+    "RemoteSimulatorControl",
+    "SimulatorClient",
+    "SimulatorConfig",
+    "SimulatorControl",
+    "SimulatorHandle",
+    "SimulatorProcess",
+    "spawn_simulator",
+    "start_simulator",
+]
