@@ -54,12 +54,14 @@ class BrokerState(enum.Enum):
     STOPPED = "stopped"
 
 
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now (it may be taken again before we bind it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def free_ports(count: int) -> list[int]:
+    """`count` distinct loopback TCP ports nobody listens on right now (held open together while picking,
+    so they differ; another process may still take one before the broker binds it)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def random_cluster_id() -> str:
@@ -229,7 +231,8 @@ class EmbeddedKafka:
                 self._start_once(java, lib)
                 return
             except BrokerError:
-                busy = "Address already in use" in log_tail(self.log_path, 200)
+                tail = log_tail(self.log_path, 400)
+                busy = "Address already in use" in tail or "BindException" in tail
                 self._kill_process()
                 if not busy or attempt == _START_ATTEMPTS:
                     raise
@@ -239,7 +242,7 @@ class EmbeddedKafka:
         work = self.work_dir
         data_dir = work / "data"
         shutil.rmtree(data_dir, ignore_errors=True)
-        self._broker_port, controller_port = free_port(), free_port()
+        self._broker_port, controller_port = free_ports(2)
         props = self._render(
             "server.properties",
             broker_port=self._broker_port,
@@ -278,7 +281,7 @@ class EmbeddedKafka:
         setpriv = shutil.which("setpriv") if self._die_with_parent else None
         if setpriv is not None:  # SIGTERM the JVM if this process dies without running stop()/atexit
             cmd = [setpriv, "--pdeathsig", "TERM", "--", *cmd]
-        with open(self.log_path, "ab") as out:
+        with open(self.log_path, "wb") as out:  # one log per attempt: errors quote its tail
             self._proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
+import psutil
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
@@ -84,3 +88,48 @@ def test_cache_is_stale_when_the_pom_changed(tmp_path: Path) -> None:
 def test_cache_root_follows_the_environment(tmp_path: Path) -> None:
     assert fetch.default_cache_root({fetch.CACHE_ENV: str(tmp_path)}) == tmp_path.resolve()
     assert fetch.default_cache_root({}).parts[-2:] == (".cache", "kafka")
+
+
+def _start_runner(*args: str) -> tuple[subprocess.Popen[str], str, psutil.Process]:
+    """`python -m connector.broker run` in a child process: (process, bootstrap, broker JVM)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "connector.broker", "run", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()  # blocks until the broker is ready (or the runner died)
+    assert line.startswith("KAFKA_BOOTSTRAP=127.0.0.1:"), line
+    (jvm,) = [c for c in psutil.Process(proc.pid).children(recursive=True) if "kafka.Kafka" in c.cmdline()]
+    return proc, line.split("=", 1)[1], jvm
+
+
+@pytest.mark.kafka
+def test_runner_serves_clients_and_stops_its_broker_on_sigterm() -> None:
+    proc, bootstrap, jvm = _start_runner("--topic", "runner.events:2")
+    try:
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        assert len(admin.list_topics(timeout=10).topics["runner.events"].partitions) == 2
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        jvm.wait(timeout=10)  # raises if the broker JVM outlived the runner
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+
+
+@pytest.mark.kafka
+def test_broker_jvm_dies_with_a_killed_parent() -> None:
+    proc, _, jvm = _start_runner()
+    try:
+        proc.kill()  # SIGKILL: no atexit, no stop(): only the parent-death signal is left
+        proc.wait()
+        jvm.wait(timeout=30)
+    finally:
+        if jvm.is_running():
+            jvm.kill()
+        if proc.stdout:
+            proc.stdout.close()
