@@ -1,4 +1,4 @@
-"""Command line: `genesys-connector run | status | simulate | demo | check-config`.
+"""Command line: `genesys-connector run | status | check-config | simulate | demo`.
 
 Each subcommand parses its arguments, builds what it needs and hands off; no business logic lives here.
 Exit codes: 0 success, 1 fatal runtime error, 2 bad configuration or usage.
@@ -7,10 +7,17 @@ Exit codes: 0 success, 1 fatal runtime error, 2 bad configuration or usage.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from connector import __version__
+from connector.errors import CheckpointError, ConfigError
+
+EXIT_OK = 0
+EXIT_FATAL = 1
+EXIT_CONFIG = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,18 +29,101 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    run = sub.add_parser("run", help="run the connector (long-running worker)")
+    _config_arg(run)
+    run.add_argument(
+        "--reset-checkpoint",
+        action="store_true",
+        help="start over: move the checkpoint and change store aside (kept as .bak files) and begin at "
+        "windows.start",
+    )
+    run.set_defaults(handler=_cmd_run)
+
+    status = sub.add_parser(
+        "status", help="show progress from the checkpoint (read-only, safe while running)"
+    )
+    _config_arg(status)
+    status.add_argument("--json", action="store_true", help="print JSON instead of text")
+    status.set_defaults(handler=_cmd_status)
+
+    check = sub.add_parser("check-config", help="validate the configuration and print it with secrets masked")
+    _config_arg(check)
+    check.set_defaults(handler=_cmd_check_config)
+
+    from connector import demo
     from connector.simulator import cli as simulator_cli
 
     simulator_cli.register(sub)
+    demo.register(sub)
     return parser
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="YAML configuration file (every field can also be set with GENESYS_CONNECTOR__SECTION__KEY "
+        "environment variables)",
+    )
+
+
+def _print_config_error(exc: ConfigError) -> int:
+    print(f"genesys-connector: {exc}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from connector.config import Settings, load_config
+    from connector.logs import configure_logging
+    from connector.service import RunOptions, run_connector
+
+    try:
+        settings: Settings = load_config(args.config)
+        configure_logging(settings.logging.level, settings.logging.format)
+    except ConfigError as exc:
+        return _print_config_error(exc)
+    return asyncio.run(run_connector(settings, options=RunOptions(reset_checkpoint=args.reset_checkpoint)))
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from connector.config import load_config
+    from connector.status import render_status
+
+    try:
+        settings = load_config(args.config)
+    except ConfigError as exc:
+        return _print_config_error(exc)
+    try:
+        text = render_status(settings, as_json=args.json)
+    except CheckpointError as exc:
+        print(f"genesys-connector: {exc}", file=sys.stderr)
+        return EXIT_FATAL
+    print(text)
+    return EXIT_OK
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    import orjson
+
+    from connector.config import load_config
+
+    try:
+        settings = load_config(args.config)
+    except ConfigError as exc:
+        return _print_config_error(exc)
+    print(orjson.dumps(settings.redacted(), option=orjson.OPT_INDENT_2, default=str).decode())
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler = args.handler
-    result: int = handler(args)
+    if getattr(args, "config", None) is not None and not Path(args.config).exists():
+        print(f"genesys-connector: config file not found: {args.config}", file=sys.stderr)
+        return EXIT_CONFIG
+    result: int = args.handler(args)
     return result
 
 

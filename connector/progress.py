@@ -123,7 +123,9 @@ class Progress:
                 )
             )
             self.rescans.sort(key=lambda r: (r.due_at, r.window_start))
-        self.stats[f"passes_completed_{key.pass_no}"] = self.stats.get(f"passes_completed_{key.pass_no}", 0) + 1
+        self.stats[f"passes_completed_{key.pass_no}"] = (
+            self.stats.get(f"passes_completed_{key.pass_no}", 0) + 1
+        )
 
     def abandon(self, key: PassKey) -> None:
         """Forget an in-flight pass that will be retried from scratch later (kept for the checkpoint)."""
@@ -153,7 +155,9 @@ class Progress:
             "watermark": self.watermark,
             "planned_until": self.planned_until,
             "in_progress": [
-                PassProgress(window_start=k.window.start, window_end=k.window.end, pass_no=k.pass_no, next_page=p)
+                PassProgress(
+                    window_start=k.window.start, window_end=k.window.end, pass_no=k.pass_no, next_page=p
+                )
                 for k, p in self.resumable()
             ],
             "rescans": list(self.rescans),

@@ -1,0 +1,240 @@
+"""`genesys-connector run`: build every part from the configuration, run the connector, clean up.
+
+Order matters and is chosen so that problems surface early and clearly, before any data moves:
+
+1. logging, and registration of every secret with the redactor;
+2. the checkpoint directory lock and the checkpoint itself (a corrupt file stops here, untouched);
+3. the metrics/health port;
+4. Kafka: the topic must exist and the broker answer (a clear error instead of a hang);
+5. Genesys: one token and one cheap query (bad credentials / missing permission stop here);
+6. the main loop, under SIGTERM/SIGINT handlers that ask it to stop gracefully.
+
+Exit codes: 0 stopped cleanly or bounded run finished, 1 fatal error, 2 configuration error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import datetime
+
+from connector import __version__
+from connector.app import Connector, LoopSettings
+from connector.changes import ChangeStore
+from connector.checkpoint import CheckpointState, FileCheckpointStore, config_fingerprint
+from connector.client import GenesysClient
+from connector.clock import Clock, SystemClock
+from connector.config import Settings
+from connector.errors import CheckpointError, ConfigError, ConnectorError
+from connector.fetcher import WindowFetcher
+from connector.health import HealthServer, Heartbeat
+from connector.logs import register_secret
+from connector.metrics import ConnectorMetrics
+from connector.passes import InFlightSnapshots, PassRunner
+from connector.progress import Progress
+from connector.publisher import KafkaPublisher, producer_settings
+from connector.windows import WindowPlanner
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FATAL = 1
+EXIT_CONFIG = 2
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Command-line options of `run` that are not configuration."""
+
+    reset_checkpoint: bool = False
+
+
+def fingerprint(settings: Settings) -> str:
+    """What decides *which* data goes *where*: a changed value is reported when resuming."""
+    f = settings.windows.filters
+    return config_fingerprint(
+        {
+            "topic": settings.kafka.topic,
+            "divisions": sorted(f.division_ids),
+            "media": sorted(f.media_types),
+            "queues": sorted(f.queue_ids),
+        }
+    )
+
+
+def register_secrets(settings: Settings) -> None:
+    """Every secret the process knows is masked wherever it might appear in a log line."""
+    register_secret(settings.genesys.client_secret.get_secret_value())
+    for secret in (settings.kafka.sasl_password, settings.kafka.ssl_key_password):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+
+
+def loop_settings(settings: Settings) -> LoopSettings:
+    """Main-loop knobs derived from the configuration."""
+    g, w = settings.genesys, settings.windows
+    longest = max(w.rescan_delays, default=w.length)
+    return LoopSettings(
+        max_parallel_passes=max(1, g.max_concurrency),
+        live_parallel_passes=max(1, min(2, g.max_concurrency)),
+        poll_interval_s=w.poll_interval.total_seconds(),
+        prune_after=longest + w.max_catchup_length + w.length * 2,
+        exit_when_done=w.end is not None,
+    )
+
+
+def _open_checkpoint(
+    settings: Settings, clock: Clock, options: RunOptions
+) -> tuple[FileCheckpointStore, CheckpointState | None]:
+    store = FileCheckpointStore(settings.checkpoint.directory, clock)
+    store.lock()
+    if options.reset_checkpoint:
+        backup = store.reset()
+        moved = _move_change_store_aside(store, clock.now())
+        log.warning(
+            "checkpoint reset: starting over",
+            extra={"checkpoint_backup": str(backup) if backup else None, "changes_backup": moved},
+        )
+    state = store.load()
+    if state is not None and state.config_fingerprint and state.config_fingerprint != fingerprint(settings):
+        store.close()
+        raise CheckpointError(
+            "the checkpoint was written with another topic or other filters; resuming would mix two data "
+            "sets. Use another checkpoint.directory, or start over with --reset-checkpoint",
+            path=str(store.path),
+        )
+    return store, state
+
+
+def _move_change_store_aside(store: FileCheckpointStore, now: datetime) -> str | None:
+    """On an explicit reset, keep (never delete) the old change store so everything is published again."""
+    path = store.directory / "changes.sqlite3"
+    if not path.exists():
+        return None
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"changes.sqlite3.bak-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        src = path.with_name(path.name + suffix)
+        if src.exists():
+            src.rename(target.with_name(target.name + suffix))
+    return str(target)
+
+
+async def run_connector(
+    settings: Settings,
+    *,
+    options: RunOptions | None = None,
+    clock: Clock | None = None,
+    metrics: ConnectorMetrics | None = None,
+    on_started: Callable[[Connector], None] | None = None,
+) -> int:
+    """Run one connector until it stops; returns the process exit code. Never raises ConnectorError."""
+    options = options or RunOptions()
+    clock = clock or SystemClock()
+    metrics = metrics or ConnectorMetrics()
+    metrics.info.info({"version": __version__})
+    register_secrets(settings)
+    try:
+        return await _run(settings, options, clock, metrics, on_started)
+    except ConfigError as exc:
+        log.error("configuration error", extra={"error": str(exc)})
+        return EXIT_CONFIG
+    except ConnectorError as exc:
+        log.error(
+            "connector stopped on a fatal error", extra={"error": str(exc), "error_type": type(exc).__name__}
+        )
+        return EXIT_FATAL
+
+
+async def _run(
+    settings: Settings,
+    options: RunOptions,
+    clock: Clock,
+    metrics: ConnectorMetrics,
+    on_started: Callable[[Connector], None] | None,
+) -> int:
+    heartbeat = Heartbeat(clock, max_age_s=max(60.0, settings.windows.poll_interval.total_seconds() * 4))
+    async with AsyncExitStack() as stack:
+        store, state = _open_checkpoint(settings, clock, options)
+        stack.callback(store.close)
+        changes = ChangeStore(settings.checkpoint.directory)
+        stack.callback(changes.close)
+
+        health = HealthServer(
+            settings.metrics.host, settings.metrics.port, registry=metrics.registry, heartbeat=heartbeat
+        )
+        health.start()
+        stack.callback(health.stop)
+
+        publisher = KafkaPublisher(
+            producer_settings(settings.kafka), settings.kafka.topic, metrics, version=__version__, clock=clock
+        )
+        stack.callback(publisher.close)
+        await asyncio.to_thread(publisher.verify_topic, 30.0)
+
+        client = GenesysClient(settings.genesys, clock=clock, metrics=metrics)
+        stack.push_async_callback(client.aclose)
+        await client.check_access()
+
+        health.add_readiness_check("genesys_token", lambda: (client.tokens.has_valid_token(), "OAuth token"))
+        health.add_readiness_check(
+            "kafka_producer", lambda: (publisher.check_ready(2.0), f"topic {publisher.topic}")
+        )
+        health.add_readiness_check("checkpoint", lambda: (store.is_locked, str(store.path)))
+
+        progress = Progress(
+            state,
+            rescan_delays=settings.windows.rescan_delays,
+            version=__version__,
+            fingerprint=fingerprint(settings),
+        )
+        runner = PassRunner(
+            fetcher=WindowFetcher(client, settings, clock=clock, metrics=metrics),
+            publisher=publisher,
+            changes=changes,
+            progress=progress,
+            metrics=metrics,
+            in_flight=InFlightSnapshots(),
+        )
+        connector = Connector(
+            clock=clock,
+            metrics=metrics,
+            planner=WindowPlanner(settings.windows, clock),
+            progress=progress,
+            runner=runner,
+            publisher=publisher,
+            checkpoints=store,
+            changes=changes,
+            pacer=client.pacer,
+            heartbeat=heartbeat,
+            settings=loop_settings(settings),
+            max_catchup_length=settings.windows.max_catchup_length,
+        )
+        _install_signal_handlers(connector)
+        log.info(
+            "connector started",
+            extra={
+                "version": __version__,
+                "topic": settings.kafka.topic,
+                "watermark": None if progress.watermark is None else progress.watermark.isoformat(),
+                "resuming_passes": len(progress.in_progress),
+                "metrics_url": health.url,
+            },
+        )
+        if on_started is not None:
+            on_started(connector)
+        await connector.run()
+    return EXIT_OK
+
+
+def _install_signal_handlers(connector: Connector) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, connector.request_stop)
+        except (NotImplementedError, RuntimeError):  # not the main thread (e.g. embedded in a demo thread)
+            return

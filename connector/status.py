@@ -1,0 +1,86 @@
+"""`genesys-connector status`: what the checkpoint says, for humans and scripts.
+
+Reads the checkpoint without taking the directory lock and without writing anything, so it is safe to
+run next to a live worker (e.g. `kubectl exec ... genesys-connector status`). Never prints a secret: it
+shows no configuration values except the topic and the checkpoint directory.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from connector.checkpoint import CheckpointState, read_only_load
+from connector.clock import Clock, SystemClock
+from connector.config import Settings
+
+
+def status_report(settings: Settings, *, clock: Clock | None = None) -> dict[str, Any]:
+    """The status as a plain dict (the JSON form of `status --json`)."""
+    now = (clock or SystemClock()).now()
+    state = read_only_load(settings.checkpoint.directory)
+    report: dict[str, Any] = {
+        "checkpoint_directory": str(settings.checkpoint.directory),
+        "topic": settings.kafka.topic,
+        "now": _iso(now),
+    }
+    if state is None:
+        report["state"] = "no checkpoint yet (the connector has not completed any page)"
+        return report
+    report.update(_state_fields(state, now))
+    return report
+
+
+def _state_fields(state: CheckpointState, now: datetime) -> dict[str, Any]:
+    rescans = sorted(state.rescans, key=lambda r: r.due_at)
+    by_pass: dict[str, int] = {}
+    for r in rescans:
+        by_pass[str(r.pass_no)] = by_pass.get(str(r.pass_no), 0) + 1
+    return {
+        "state": "ok" if state.last_error is None else "ok (an error was recorded; see last_error)",
+        "watermark": _iso(state.watermark),
+        "lag_seconds": None if state.watermark is None else round((now - state.watermark).total_seconds(), 1),
+        "planned_until": _iso(state.planned_until),
+        "checkpoint_written_at": _iso(state.updated_at),
+        "in_progress": [
+            {
+                "window": f"{_iso(p.window_start)}/{_iso(p.window_end)}",
+                "pass": p.pass_no,
+                "next_page": p.next_page,
+            }
+            for p in state.in_progress
+        ],
+        "rescans_pending": len(rescans),
+        "rescans_pending_by_pass": by_pass,
+        "next_rescan_due": _iso(rescans[0].due_at) if rescans else None,
+        "open_conversations": len(state.open_conversations),
+        "last_error": None
+        if state.last_error is None
+        else {"at": _iso(state.last_error.at), "message": state.last_error.message},
+        "stats": dict(state.stats),
+        "connector_version": state.connector_version,
+    }
+
+
+def render_status(settings: Settings, *, as_json: bool = False, clock: Clock | None = None) -> str:
+    """The status as text (default) or JSON."""
+    report = status_report(settings, clock=clock)
+    if as_json:
+        return orjson.dumps(report, option=orjson.OPT_INDENT_2).decode()
+    lines = []
+    for key, value in report.items():
+        if key == "in_progress":
+            lines.append(f"{'in_progress':<24}{len(value)} pass(es)")
+            lines.extend(f"{'':<26}{p['window']} pass {p['pass']} next page {p['next_page']}" for p in value)
+        elif isinstance(value, dict):
+            inner = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+            lines.append(f"{key:<24}{inner}")
+        else:
+            lines.append(f"{key:<24}{'-' if value is None else value}")
+    return "\n".join(lines)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
