@@ -41,6 +41,8 @@ BURST_SECONDS = 2.0
 DEFAULT_WINDOW_S = 60.0
 #: Wait after a 429 that carries neither `Retry-After` nor `inin-ratelimit-reset` (Genesys SDKs use 3 s).
 DEFAULT_RETRY_AFTER_S = 3.0
+#: Token amounts (and waits) below this are rounding noise.
+_EPSILON = 1e-6
 #: Two observations whose reset instants are this close describe the same server window.
 _SAME_WINDOW_S = 2.0
 
@@ -118,12 +120,14 @@ class Pacer:
     def _capacity(self) -> float:
         """Burst size: a couple of seconds' worth, at least 1, at most half the per-minute allowance."""
         per_minute = self.requests_per_minute
-        return max(1.0, min(per_minute / 2, math.floor(per_minute / 60 * BURST_SECONDS)))
+        return float(max(1, min(math.floor(per_minute / 2), math.floor(per_minute / 60 * BURST_SECONDS))))
 
     def _rate_per_s(self) -> float:
-        """Refill rate chosen so that capacity + 60 s of refill never exceeds the per-minute allowance."""
+        """Refill rate such that capacity + 60 s of refill never exceeds the per-minute allowance."""
         per_minute = self.requests_per_minute
-        return max(per_minute - self._capacity(), per_minute / 2) / 60
+        if per_minute < 2:  # at most one request per minute (or fewer): space them evenly
+            return min(per_minute, 1.0) / 60
+        return (per_minute - self._capacity()) / 60
 
     def set_catching_up(self, catching_up: bool) -> None:
         """Use `budget_share` while catching up, `live_budget_share` once caught up."""
@@ -175,9 +179,9 @@ class Pacer:
         if server_exhausted and self._reset_at is not None:
             return self._reset_at - now  # the server's window has no room left for another request
         self._refill(now)
-        if self._tokens >= 1:
+        if self._tokens >= 1 - _EPSILON:  # float rounding: treat as a whole token
             return 0.0
-        return (1 - self._tokens) / self._rate_per_s()
+        return max(_EPSILON, (1 - self._tokens) / self._rate_per_s())
 
     def _grant(self, now: float) -> None:
         self._tokens -= 1
