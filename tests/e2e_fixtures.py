@@ -1,0 +1,131 @@
+"""Helpers for end-to-end tests: run `genesys-connector run` as a real subprocess.
+
+The connector gets its whole configuration from environment variables (the same mechanism operators
+use), talks to the simulator over real HTTP and to the real Kafka broker of `kafka_fixtures`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+
+@dataclass
+class ConnectorProcess:
+    """A running `python -m connector run` with its log file."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def wait(self, timeout_s: float) -> int:
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(
+                f"connector did not finish in {timeout_s} s; log tail:\n{self.log_tail()}"
+            ) from None
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to flush or checkpoint."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def terminate(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class ConnectorRunner:
+    """Starts connector subprocesses with a base environment; cleans them up after the test."""
+
+    base_env: dict[str, str]
+    workdir: Path
+    started: list[ConnectorProcess] = field(default_factory=list)
+
+    def start(self, env: Mapping[str, str] | None = None, *, args: tuple[str, ...] = ()) -> ConnectorProcess:
+        full = {**os.environ, **self.base_env, **(env or {})}
+        full.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+        log_path = self.workdir / f"connector-{len(self.started)}.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "connector", "run", *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=full,
+            )
+        cp = ConnectorProcess(proc, log_path)
+        self.started.append(cp)
+        return cp
+
+    def stop_all(self) -> None:
+        for cp in self.started:
+            cp.kill()
+
+
+def connector_env(
+    *, api_url: str, bootstrap: str, topic: str, state_dir: Path, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Environment for a connector against the simulator and the broker (override with `extra`)."""
+    env = {
+        "GENESYS_CONNECTOR__GENESYS__API_BASE_URL": api_url,
+        "GENESYS_CONNECTOR__GENESYS__LOGIN_BASE_URL": api_url,
+        "GENESYS_CONNECTOR__GENESYS__CLIENT_ID": "demo-client",
+        "GENESYS_CONNECTOR__GENESYS__CLIENT_SECRET": "demo-secret",
+        "GENESYS_CONNECTOR__GENESYS__BACKOFF_BASE_S": "0.1",
+        "GENESYS_CONNECTOR__GENESYS__BACKOFF_MAX_S": "1",
+        "GENESYS_CONNECTOR__KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+        "GENESYS_CONNECTOR__KAFKA__TOPIC": topic,
+        "GENESYS_CONNECTOR__CHECKPOINT__DIRECTORY": str(state_dir),
+        "GENESYS_CONNECTOR__METRICS__HOST": "127.0.0.1",
+        "GENESYS_CONNECTOR__METRICS__PORT": "0",
+        "GENESYS_CONNECTOR__LOGGING__FORMAT": "json",
+        "GENESYS_CONNECTOR__LOGGING__LEVEL": "INFO",
+    }
+    env.update(extra or {})
+    return env
+
+
+@pytest.fixture
+def connector_runner(tmp_path: Path) -> Iterator[ConnectorRunner]:
+    runner = ConnectorRunner(base_env={}, workdir=tmp_path)
+    try:
+        yield runner
+    finally:
+        runner.stop_all()
+
+
+def wait_for(predicate: object, timeout_s: float, interval_s: float = 0.2) -> bool:
+    """Poll `predicate()` until true or timeout; returns the last result."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(interval_s)
+    return bool(predicate())  # type: ignore[operator]
+
+
+def create_test_topic(bootstrap: str, prefix: str, partitions: int = 3) -> str:
+    """A fresh, uniquely named topic on the test broker."""
+    import uuid
+
+    from connector.broker import create_topic
+
+    name = f"{prefix}.{uuid.uuid4().hex[:8]}"
+    create_topic(bootstrap, name, partitions)
+    return name
