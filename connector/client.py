@@ -129,7 +129,8 @@ def _error_body(response: httpx.Response) -> tuple[str | None, str | None, str |
         return None, None, None
     if not isinstance(body, dict):
         return None, None, None
-    message, code, context = body.get("message"), body.get("code"), body.get("contextId")
+    message = body.get("message") or body.get("error_description") or body.get("description")
+    code, context = body.get("code") or body.get("error"), body.get("contextId")
     return (
         str(message)[:500] if message is not None else None,
         str(code) if code is not None else None,
