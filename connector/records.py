@@ -3,19 +3,30 @@
 This is the contract with downstream consumers (docs/ARCHITECTURE.md, "Kafka message format"):
 
 - key: the `conversationId` (UTF-8);
-- value: the conversation object as Genesys returned it, all fields, as JSON (`encode_record`);
+- value: the conversation object as Genesys returned it - every field and value - as canonical JSON
+  (UTF-8, keys sorted at every level, no whitespace; `encode_record`). JSON objects are unordered, so
+  only the key order can differ from the API response; in exchange a consumer can check
+  `blake2b(value, digest_size=16).hexdigest() == headers["genesys.content_hash"]`, and the connector
+  serialises each record once for both the value and the hash;
 - headers, all UTF-8 strings:
-  `genesys.content_hash` - hex BLAKE2b-128 of the canonical JSON (keys sorted at every level, no
-  whitespace; `content_hash`), `genesys.ended` - `true` when `conversationEnd` is present,
-  `genesys.window` - `<start>/<end>` of the observing window (ISO-8601 Z, ms), `genesys.pass` - `0`, `1..n`
-  or `open`, `genesys.observed_at` - when the page was received, and `connector.version` (added by
-  `connector.publisher.KafkaPublisher`, which owns the producer).
+  `genesys.content_hash` - hex BLAKE2b-128 of the canonical JSON (`content_hash`),
+  `genesys.ended` - `true` when `conversationEnd` is present, else `false`,
+  `genesys.window` - `<start>/<end>` of the observing window (ISO-8601 Z, ms),
+  `genesys.pass` - `0` first pass, `1..n` n-th settlement re-scan, `open` follow-up of an open conversation,
+  `genesys.observed_at` - when the page was received (ISO-8601 Z, ms), and
+  `connector.version` (added by `connector.publisher.KafkaPublisher`, which owns the producer).
 
-Nothing here does I/O; the fetcher and the change store use `content_hash`, the app `build_message`.
+Nothing here does I/O. Typical use, one serialisation per record:
+
+    value = encode_record(record)
+    digest = value_hash(value)
+    if last_published_hash(record["conversationId"]) != digest:
+        msg = build_message(record, window=w, pass_label=0, observed_at=t, value=value, record_hash=digest)
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,19 +44,24 @@ HEADER_VERSION = "connector.version"
 
 
 def encode_record(record: Mapping[str, Any]) -> bytes:
-    """The Kafka value: the conversation as JSON (all fields, in the order received)."""
-    return orjson.dumps(record)
+    """The Kafka value: the conversation as canonical JSON (all fields; keys sorted, no whitespace)."""
+    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+
+
+def value_hash(value: bytes) -> str:
+    """Hex BLAKE2b-128 of an `encode_record` value: the `genesys.content_hash` header."""
+    return hashlib.blake2b(value, digest_size=16).hexdigest()
 
 
 def content_hash(record: Mapping[str, Any]) -> str:
-    """Hex BLAKE2b-128 of the canonical JSON (keys sorted at every level, no whitespace).
+    """Hex BLAKE2b-128 of the canonical JSON of `record`.
 
     Two snapshots of a conversation hash equal exactly when their content is equal, whatever the key order.
     """
-    canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
-    return hashlib.blake2b(canonical, digest_size=16).hexdigest()
+    return value_hash(encode_record(record))
 
 
+@functools.lru_cache(maxsize=4096)  # a page's messages share their window and observation instants
 def format_instant(moment: datetime) -> str:
     """ISO-8601 UTC with milliseconds and `Z` (`2026-05-01T10:00:00.000Z`), for header values."""
     if moment.tzinfo is None:
@@ -86,20 +102,27 @@ def build_message(
     window: WindowLike,
     pass_label: PassLabel,
     observed_at: datetime,
+    value: bytes | None = None,
     record_hash: str | None = None,
 ) -> OutboundMessage:
-    """The message for one conversation snapshot. Pass `record_hash` when it was already computed."""
+    """The message for one conversation snapshot.
+
+    Pass `value` (from `encode_record`) and/or `record_hash` (from `value_hash`) when they were already
+    computed for change detection; they must describe this same record.
+    """
     conversation_id = record.get("conversationId")
     if not isinstance(conversation_id, str) or not conversation_id:
         raise ValueError("a conversation record without a string conversationId cannot be keyed")
     valid_int = isinstance(pass_label, int) and not isinstance(pass_label, bool) and pass_label >= 0
     if not (valid_int or pass_label == "open"):  # noqa: S105
         raise ValueError(f"pass_label must be an int >= 0 or 'open', not {pass_label!r}")
+    if value is None:
+        value = encode_record(record)
     headers = {
-        HEADER_CONTENT_HASH: record_hash if record_hash is not None else content_hash(record),
+        HEADER_CONTENT_HASH: record_hash if record_hash is not None else value_hash(value),
         HEADER_ENDED: "true" if record.get("conversationEnd") is not None else "false",
         HEADER_WINDOW: f"{format_instant(window.start)}/{format_instant(window.end)}",
         HEADER_PASS: str(pass_label),
         HEADER_OBSERVED_AT: format_instant(observed_at),
     }
-    return OutboundMessage(key=conversation_id, value=encode_record(record), headers=headers)
+    return OutboundMessage(key=conversation_id, value=value, headers=headers)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import orjson
 import pytest
 
-from connector.records import build_message, content_hash, encode_record, format_instant
+from connector.records import build_message, content_hash, encode_record, format_instant, value_hash
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,21 @@ RECORD = {
 
 def test_value_keeps_every_field_and_value() -> None:
     assert orjson.loads(encode_record(RECORD)) == RECORD
+
+
+def test_value_is_canonical_so_consumers_can_check_the_hash() -> None:
+    msg = build_message(RECORD, window=WINDOW, pass_label=0, observed_at=OBSERVED)
+    assert msg.value == orjson.dumps(RECORD, option=orjson.OPT_SORT_KEYS)
+    assert value_hash(msg.value) == msg.headers["genesys.content_hash"] == content_hash(RECORD)
+
+
+def test_precomputed_value_and_hash_are_used_as_given() -> None:
+    value = encode_record(RECORD)
+    msg = build_message(
+        RECORD, window=WINDOW, pass_label=0, observed_at=OBSERVED, value=value, record_hash="cd" * 16
+    )
+    assert msg.value is value
+    assert msg.headers["genesys.content_hash"] == "cd" * 16
 
 
 def test_content_hash_ignores_key_order_at_every_level() -> None:
