@@ -1,0 +1,382 @@
+"""Paging one window to completion: the empty-page rule, dedupe, ordered concurrency, splits, resume."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from connector.clock import FakeClock
+from connector.errors import ApiContractError, PaginationCapError, UpstreamUnavailableError
+from connector.metrics import ConnectorMetrics
+from connector.pagination import PagedQuery, QueryPage
+from connector.windows import Window
+
+T0 = datetime(2026, 5, 1, tzinfo=UTC)
+WINDOW = Window(T0, T0 + timedelta(hours=1))
+
+
+def conversation(i: int, *, seconds: float, ended: bool = True, version: int = 0) -> dict[str, Any]:
+    start = T0 + timedelta(seconds=seconds)
+    record: dict[str, Any] = {
+        "conversationId": f"c{i:05d}",
+        "conversationStart": start.isoformat(),
+        "v": version,
+    }
+    if ended:
+        record["conversationEnd"] = (start + timedelta(minutes=1)).isoformat()
+    return record
+
+
+class FakeQuery:
+    """Serves `data` (sorted by start) for any window, `page_size` per page, with optional misbehaviour."""
+
+    def __init__(
+        self,
+        data: list[dict[str, Any]],
+        *,
+        page_size: int = 10,
+        total_hits: Callable[[Window, int], int | None] | None = None,
+        omit_key_when_empty: bool = True,
+        cap_error_at: int | None = None,
+        fail_page: int | None = None,
+    ) -> None:
+        self.data = sorted(data, key=lambda c: c["conversationStart"])
+        self.page_size = page_size
+        self.total_hits = total_hits
+        self.omit_key_when_empty = omit_key_when_empty
+        self.cap_error_at = cap_error_at
+        self.fail_page = fail_page
+        self.calls: list[tuple[Window, int]] = []
+        self.in_flight = 0
+        self.peak = 0
+
+    def matching(self, window: Window) -> list[dict[str, Any]]:
+        return [
+            c
+            for c in self.data
+            if window.start <= datetime.fromisoformat(c["conversationStart"]) < window.end
+        ]
+
+    async def __call__(self, window: Window, page: int) -> Mapping[str, Any]:
+        self.calls.append((window, page))
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            for _ in range(3):
+                await asyncio.sleep(0)
+            if self.cap_error_at is not None and page >= self.cap_error_at:
+                raise PaginationCapError("Pagination may not exceed 100000 results", status=400)
+            if page == self.fail_page:
+                raise UpstreamUnavailableError("boom", reason="5xx")
+            rows = self.matching(window)
+            chunk = rows[(page - 1) * self.page_size : page * self.page_size]
+            total = self.total_hits(window, len(rows)) if self.total_hits else len(rows)
+            body: dict[str, Any] = {"totalHits": total}
+            if chunk or not self.omit_key_when_empty:
+                body["conversations"] = chunk
+            return body
+        finally:
+            self.in_flight -= 1
+
+
+def collect(
+    query: FakeQuery,
+    window: Window = WINDOW,
+    *,
+    page_size: int = 10,
+    concurrency: int = 4,
+    cap: int = 100_000,
+    start_page: int = 1,
+    metrics: ConnectorMetrics | None = None,
+) -> list[QueryPage]:
+    pager = PagedQuery(
+        query,
+        page_size=page_size,
+        concurrency=concurrency,
+        clock=FakeClock(),
+        metrics=metrics or ConnectorMetrics(),
+        cap=cap,
+    )
+
+    async def main() -> list[QueryPage]:
+        return [page async for page in pager.pages(window, start_page=start_page)]
+
+    return asyncio.run(main())
+
+
+def ids(pages: list[QueryPage]) -> list[str]:
+    return [c["conversationId"] for page in pages for c in page.conversations]
+
+
+def dataset(n: int) -> list[dict[str, Any]]:
+    return [conversation(i, seconds=i * 3600 / max(n, 1)) for i in range(n)]
+
+
+# ---------------------------------------------------------------------------------------- the end of a window
+
+
+def test_pages_until_an_empty_page_and_in_order() -> None:
+    query = FakeQuery(dataset(35))
+    pages = collect(query)
+    assert [p.page_number for p in pages] == [1, 2, 3, 4]
+    assert ids(pages) == [f"c{i:05d}" for i in range(35)]
+    assert [len(p.conversations) for p in pages] == [10, 10, 10, 5]
+    assert sorted(page for _, page in query.calls) == [1, 2, 3, 4, 5]  # page 5 was the empty one
+
+
+def test_a_short_page_is_not_the_end() -> None:
+    data = dataset(30)
+    query = FakeQuery(data, total_hits=lambda w, n: n)
+
+    async def short_second_page(window: Window, page: int) -> Mapping[str, Any]:
+        body = dict(await FakeQuery.__call__(query, window, page))
+        if page == 2:
+            body["conversations"] = body["conversations"][:3]  # Genesys filtered duplicates out of it
+        return body
+
+    pager = PagedQuery(
+        short_second_page, page_size=10, concurrency=1, clock=FakeClock(), metrics=ConnectorMetrics()
+    )
+
+    async def main() -> list[QueryPage]:
+        return [page async for page in pager.pages(WINDOW)]
+
+    pages = asyncio.run(main())
+    assert [len(p.conversations) for p in pages] == [10, 3, 10]
+    assert len(ids(pages)) == 23
+
+
+def test_a_low_total_hits_does_not_stop_paging() -> None:
+    query = FakeQuery(dataset(57), total_hits=lambda w, n: 12)  # "about 12": really 57
+    pages = collect(query)
+    assert len(ids(pages)) == 57
+    assert pages[0].total_hits == 12
+
+
+def test_missing_total_hits_pages_sequentially_to_the_end() -> None:
+    query = FakeQuery(dataset(25), total_hits=lambda w, n: None)
+    pages = collect(query)
+    assert len(ids(pages)) == 25
+    assert query.peak == 1
+
+
+@pytest.mark.parametrize("omit", [True, False])
+def test_the_empty_page_may_omit_the_key_or_be_an_empty_list(omit: bool) -> None:
+    assert len(ids(collect(FakeQuery(dataset(12), omit_key_when_empty=omit)))) == 12
+
+
+def test_an_empty_window() -> None:
+    query = FakeQuery([])
+    assert collect(query) == []
+    assert query.calls == [(WINDOW, 1)]
+
+
+# ---------------------------------------------------------------------------------------- dedupe
+
+
+def test_repeats_of_ended_conversations_are_dropped_and_counted() -> None:
+    data = dataset(20)
+
+    async def shifting(window: Window, page: int) -> Mapping[str, Any]:
+        rows = data[(page - 1) * 10 : page * 10]
+        if page == 2:
+            rows = [data[9], *rows[:-1]]  # a new record on page 1 pushed c00009 onto page 2...
+        if page == 3:
+            rows = [data[19]]  # ...and c00019 onto page 3
+        return {"totalHits": 20, "conversations": rows} if rows else {"totalHits": 20}
+
+    async def main() -> list[QueryPage]:
+        pager = PagedQuery(
+            shifting, page_size=10, concurrency=2, clock=FakeClock(), metrics=ConnectorMetrics()
+        )
+        return [page async for page in pager.pages(WINDOW)]
+
+    pages = asyncio.run(main())
+    assert ids(pages) == [f"c{i:05d}" for i in range(19)] + ["c00019"]
+    assert [p.duplicates for p in pages] == [0, 1, 0]
+    assert len(set(ids(pages))) == len(ids(pages))
+
+
+def test_a_fresher_copy_of_an_open_conversation_is_kept() -> None:
+    open_first = conversation(1, seconds=10, ended=False)
+    ended_later = conversation(1, seconds=10, ended=True, version=2)
+    pages_data = {1: [open_first, conversation(2, seconds=20)], 2: [ended_later, conversation(2, seconds=20)]}
+
+    async def query(window: Window, page: int) -> Mapping[str, Any]:
+        return {"totalHits": 4, "conversations": pages_data.get(page, [])}
+
+    async def main() -> list[QueryPage]:
+        pager = PagedQuery(query, page_size=2, concurrency=1, clock=FakeClock(), metrics=ConnectorMetrics())
+        return [page async for page in pager.pages(WINDOW)]
+
+    pages = asyncio.run(main())
+    assert pages[0].conversations == [open_first, conversation(2, seconds=20)]
+    assert pages[1].conversations == [ended_later]  # the open copy is superseded; c00002 had ended
+    assert pages[1].duplicates == 1
+
+
+def test_a_repeat_within_one_page_keeps_the_later_copy() -> None:
+    a_old, a_new = conversation(1, seconds=1, ended=False), conversation(1, seconds=1, version=3)
+
+    async def query(window: Window, page: int) -> Mapping[str, Any]:
+        return {"conversations": [a_old, conversation(2, seconds=2), a_new]} if page == 1 else {}
+
+    async def main() -> list[QueryPage]:
+        pager = PagedQuery(query, page_size=10, concurrency=1, clock=FakeClock(), metrics=ConnectorMetrics())
+        return [page async for page in pager.pages(WINDOW)]
+
+    (page,) = asyncio.run(main())
+    assert page.conversations == [a_new, conversation(2, seconds=2)]
+    assert page.duplicates == 1
+
+
+def test_records_without_an_id_are_dropped() -> None:
+    async def query(window: Window, page: int) -> Mapping[str, Any]:
+        return (
+            {"conversations": [{"conversationStart": "x"}, conversation(1, seconds=1)]} if page == 1 else {}
+        )
+
+    async def main() -> list[QueryPage]:
+        pager = PagedQuery(query, page_size=10, concurrency=1, clock=FakeClock(), metrics=ConnectorMetrics())
+        return [page async for page in pager.pages(WINDOW)]
+
+    assert ids(asyncio.run(main())) == ["c00001"]
+
+
+# ---------------------------------------------------------------------------------------- concurrency
+
+
+def test_pages_after_the_first_are_fetched_concurrently_but_yielded_in_order() -> None:
+    query = FakeQuery(dataset(200))
+    pages = collect(query, concurrency=4)
+    assert query.peak == 4
+    assert [p.page_number for p in pages] == list(range(1, 21))
+    assert ids(pages) == [f"c{i:05d}" for i in range(200)]
+    assert query.calls[0] == (WINDOW, 1)  # the first page alone, for totalHits
+
+
+def test_concurrency_one_is_sequential() -> None:
+    query = FakeQuery(dataset(50))
+    collect(query, concurrency=1)
+    assert query.peak == 1
+    assert [page for _, page in query.calls] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_failure_surfaces_in_page_order_after_the_pages_before_it() -> None:
+    query = FakeQuery(dataset(100), fail_page=4)
+    pager = PagedQuery(query, page_size=10, concurrency=4, clock=FakeClock(), metrics=ConnectorMetrics())
+    received: list[int] = []
+
+    async def main() -> None:
+        async for page in pager.pages(WINDOW):
+            received.append(page.page_number)
+
+    with pytest.raises(UpstreamUnavailableError):
+        asyncio.run(main())
+    assert received == [1, 2, 3]
+
+
+def test_an_early_empty_page_ends_the_run_and_cancels_the_prefetch() -> None:
+    query = FakeQuery(dataset(25), total_hits=lambda w, n: 90)  # says 9 pages; only 3 exist
+    pages = collect(query, concurrency=4)
+    assert len(ids(pages)) == 25
+    assert query.in_flight == 0
+
+
+def test_consumer_stopping_early_cancels_outstanding_requests() -> None:
+    query = FakeQuery(dataset(300))
+    pager = PagedQuery(query, page_size=10, concurrency=4, clock=FakeClock(), metrics=ConnectorMetrics())
+
+    async def main() -> None:
+        gen = pager.pages(WINDOW)
+        async for page in gen:
+            if page.page_number == 3:
+                break
+        await gen.aclose()
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert query.in_flight == 0
+    assert len(query.calls) < 30
+
+
+# ---------------------------------------------------------------------------------------- resume
+
+
+def test_resume_from_a_page_number() -> None:
+    query = FakeQuery(dataset(45))
+    pages = collect(query, start_page=3)
+    assert [p.page_number for p in pages] == [3, 4, 5]
+    assert ids(pages) == [f"c{i:05d}" for i in range(20, 45)]
+    assert query.calls[0] == (WINDOW, 3)
+
+
+def test_start_page_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="start_page"):
+        collect(FakeQuery([]), start_page=0)
+
+
+# ---------------------------------------------------------------------------------------- the 100,000 cap
+
+
+def test_split_in_halves_when_total_hits_approaches_the_cap() -> None:
+    metrics = ConnectorMetrics()
+    query = FakeQuery(dataset(130))
+    pages = collect(query, cap=100, metrics=metrics)  # 130 > 0.8 x 100 -> split; each half has 65
+    assert sorted(ids(pages)) == [f"c{i:05d}" for i in range(130)]
+    assert len(set(ids(pages))) == 130
+    halves = {w for w, _ in query.calls if w != WINDOW}
+    assert halves == set(WINDOW.split())
+    assert metrics.registry.get_sample_value("genesys_connector_window_splits_total") == 1
+    assert [p.page_number for p in pages] == list(range(1, len(pages) + 1))
+    assert all(p.query_window in halves for p in pages)
+
+
+def test_splits_recurse_until_each_part_fits() -> None:
+    metrics = ConnectorMetrics()
+    query = FakeQuery(dataset(400))
+    pages = collect(query, cap=100, metrics=metrics)
+    assert sorted(ids(pages)) == [f"c{i:05d}" for i in range(400)]
+    assert all(p.query_window.duration <= timedelta(minutes=15) for p in pages)
+    assert metrics.registry.get_sample_value("genesys_connector_window_splits_total") == 1 + 2 + 4
+
+
+def test_split_on_a_pagination_cap_error_without_losing_or_repeating() -> None:
+    metrics = ConnectorMetrics()
+    query = FakeQuery(dataset(60), total_hits=lambda w, n: 10 if w == WINDOW else n)
+
+    async def capped(window: Window, page: int) -> Mapping[str, Any]:
+        if window == WINDOW and page >= 4:
+            raise PaginationCapError("Pagination may not exceed 100000 results", status=400)
+        return await query(window, page)
+
+    pager = PagedQuery(capped, page_size=10, concurrency=2, clock=FakeClock(), metrics=metrics)
+
+    async def main() -> list[QueryPage]:
+        return [page async for page in pager.pages(WINDOW)]
+
+    pages = asyncio.run(main())
+    assert sorted(ids(pages)) == [f"c{i:05d}" for i in range(60)]
+    assert len(ids(pages)) == 60  # the 30 already yielded are not yielded again
+    assert pages[0].query_window == WINDOW
+    assert pages[-1].query_window == WINDOW.split()[1]
+    assert metrics.registry.get_sample_value("genesys_connector_window_splits_total") == 1
+
+
+def test_the_cap_is_also_enforced_locally_without_asking() -> None:
+    query = FakeQuery(dataset(30), total_hits=lambda w, n: None)
+    pages = collect(query, cap=20, page_size=10)  # page 3 would pass the cap: split instead
+    assert sorted(ids(pages)) == [f"c{i:05d}" for i in range(30)]
+    assert (WINDOW, 3) not in query.calls
+
+
+def test_a_window_too_dense_to_split_is_a_clear_error() -> None:
+    tiny = Window(T0, T0 + timedelta(milliseconds=1500))
+    data = [conversation(i, seconds=i / 1000) for i in range(50)]
+    query = FakeQuery(data, total_hits=lambda w, n: None)
+    with pytest.raises(ApiContractError, match="too short to split"):
+        collect(query, tiny, cap=20, page_size=10)
