@@ -107,7 +107,7 @@ def _start_runner(*args: str) -> tuple[subprocess.Popen[str], str, psutil.Proces
 
 @pytest.mark.kafka
 def test_runner_serves_clients_and_stops_its_broker_on_sigterm() -> None:
-    proc, bootstrap, jvm = _start_runner("--topic", "runner.events:2")
+    proc, bootstrap, jvm = _start_runner("--topic", "runner.events:2")  # its own temp dir, removed on stop
     try:
         admin = AdminClient({"bootstrap.servers": bootstrap})
         assert len(admin.list_topics(timeout=10).topics["runner.events"].partitions) == 2
@@ -122,8 +122,8 @@ def test_runner_serves_clients_and_stops_its_broker_on_sigterm() -> None:
 
 
 @pytest.mark.kafka
-def test_broker_jvm_dies_with_a_killed_parent() -> None:
-    proc, _, jvm = _start_runner()
+def test_broker_jvm_dies_with_a_killed_parent(tmp_path: Path) -> None:
+    proc, _, jvm = _start_runner("--work-dir", str(tmp_path))  # a killed runner cannot clean up its dir
     try:
         proc.kill()  # SIGKILL: no atexit, no stop(): only the parent-death signal is left
         proc.wait()
