@@ -478,7 +478,7 @@ class KafkaPublisher:
 
     @property
     def queue_length(self) -> int:
-        """Messages in the producer's local queue or in flight (also sets the queue gauge)."""
+        """librdkafka's out-queue: messages queued or in flight, plus unserved reports (sets the gauge)."""
         length = len(self._producer)
         self._metrics.kafka_queue_messages.set(length)
         return length
