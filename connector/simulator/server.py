@@ -46,7 +46,10 @@ __all__ = [
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    # proto must be IPPROTO_TCP: asyncio only sets TCP_NODELAY on accepted sockets whose proto says TCP, and
+    # without it every response waits ~40 ms (Nagle + delayed ACK: uvicorn writes headers and body apart).
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(256)
@@ -152,6 +155,7 @@ class SimulatorProcess:
     base_url: str
     control: RemoteSimulatorControl
     process: subprocess.Popen[str]
+    _reader: threading.Thread = field(repr=False)
 
     def stop(self, timeout_s: float = 10.0) -> int:
         """SIGTERM, wait, SIGKILL if needed; returns the exit code."""
@@ -163,6 +167,9 @@ class SimulatorProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout_s)
+        self._reader.join(timeout_s)  # it stops at EOF, once the child has exited
+        if self.process.stdout is not None:
+            self.process.stdout.close()
         return int(self.process.returncode)
 
 
@@ -175,11 +182,13 @@ def spawn_simulator(
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     try:
-        url = _read_url(proc, startup_timeout_s)
-        handle = SimulatorProcess(url, RemoteSimulatorControl(url), proc)
+        url, reader = _read_url(proc, startup_timeout_s)
+        handle = SimulatorProcess(url, RemoteSimulatorControl(url), proc, reader)
     except BaseException:
         proc.kill()
         proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
         raise
     try:
         yield handle
@@ -187,7 +196,7 @@ def spawn_simulator(
         handle.stop()
 
 
-def _read_url(proc: subprocess.Popen[str], timeout_s: float) -> str:
+def _read_url(proc: subprocess.Popen[str], timeout_s: float) -> tuple[str, threading.Thread]:
     """Wait for the URL line; keep draining stdout afterwards so the child never blocks on a full pipe."""
     found: list[str] = []
     ready = threading.Event()
@@ -200,8 +209,9 @@ def _read_url(proc: subprocess.Popen[str], timeout_s: float) -> str:
                 ready.set()
         ready.set()
 
-    threading.Thread(target=reader, name="simulator-stdout", daemon=True).start()
+    thread = threading.Thread(target=reader, name="simulator-stdout", daemon=True)
+    thread.start()
     ready.wait(timeout_s)
     if not found:
         raise RuntimeError(f"the simulator process did not print {URL_PREFIX}... (exit code {proc.poll()})")
-    return found[0]
+    return found[0], thread
