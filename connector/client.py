@@ -362,7 +362,7 @@ class GenesysClient:
                 self._tokens.invalidate(token)
             raise
         finally:
-            self._pacer.release(headers)
+            self._pacer.release(headers, api_limited=request.authenticated)
 
     async def _send(self, request: _Request, token: str | None) -> httpx.Response:
         headers = dict(request.headers)

@@ -172,7 +172,7 @@ class Pacer:
         if self._long_pause:
             self._long_pause = False
             self._metrics.paused.set(0)
-            log.warning("resuming Genesys API calls after the pause")
+            log.info("resuming Genesys API calls after the pause")
         if self._reset_at is not None and now >= self._reset_at:
             self._remaining, self._reset_at = None, None  # the server's window has reset
         server_exhausted = self._remaining is not None and self._remaining - self._in_flight <= 0
@@ -194,9 +194,15 @@ class Pacer:
             self._sent.popleft()
         self._metrics.api_budget_utilization_ratio.set(len(self._sent) / self.budget_per_minute)
 
-    def release(self, headers: Mapping[str, str] | None = None) -> None:
-        """The request granted by `acquire` is finished; learn from its rate-limit headers if any."""
+    def release(self, headers: Mapping[str, str] | None = None, *, api_limited: bool = True) -> None:
+        """The request granted by `acquire` is finished; learn from its rate-limit headers if any.
+
+        `api_limited=False` marks a request outside the API's rate limit (the login host's token request):
+        it neither teaches the pacer nor uses up the server's remaining requests.
+        """
         self._in_flight = max(0, self._in_flight - 1)
+        if not api_limited:
+            return
         if headers is not None and "inin-ratelimit-count" in headers:
             self.observe(headers)
         elif self._remaining is not None:

@@ -250,18 +250,22 @@ def test_a_long_retry_after_pauses_the_pipeline_and_resumes_by_itself(
     clock, metrics = FakeClock(), ConnectorMetrics()
     pacer = make_pacer(clock, metrics)
     start = clock.monotonic()
-    with caplog.at_level(logging.WARNING, logger="connector.ratelimit"):
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+    with caplog.at_level(logging.INFO, logger="connector.ratelimit"):
         pacer.pause_for(4 * 3600)
         assert gauge(metrics, "paused") == 1
-        warnings = [r.getMessage() for r in caplog.records]
-        assert len(warnings) == 1
-        assert "4:00:00" in warnings[0]
-        assert "2026-05-01T04:00:00Z" in warnings[0]  # FakeClock starts at 2026-05-01T00:00Z
+        assert len(warnings()) == 1
+        assert "4:00:00" in warnings()[0]
+        assert "2026-05-01T04:00:00Z" in warnings()[0]  # FakeClock starts at 2026-05-01T00:00Z
         pacer.pause_for(3600)  # a shorter 429 during the pause changes nothing and logs nothing
         assert len(caplog.records) == 1
         run(pacer.acquire())
     assert clock.monotonic() - start >= 4 * 3600
     assert gauge(metrics, "paused") == 0
+    assert len(warnings()) == 1
     assert "resuming" in caplog.records[-1].getMessage()
 
 
@@ -359,3 +363,13 @@ def test_from_config_uses_the_settings() -> None:
     assert pacer.requests_per_minute == 100
     retry = RetryPolicy.from_config(settings.genesys, rng=random.Random(0), metrics=metrics)
     assert retry.max_attempts == 2
+
+
+def test_requests_outside_the_api_limit_teach_nothing() -> None:
+    clock, metrics = FakeClock(), ConnectorMetrics()
+    pacer = make_pacer(clock, metrics, rpm=300)
+    run(pacer.acquire())
+    assert pacer.in_flight == 1
+    pacer.release({"inin-ratelimit-allowed": "5", "inin-ratelimit-count": "5"}, api_limited=False)
+    assert pacer.in_flight == 0
+    assert pacer.budget_per_minute == 300
