@@ -132,8 +132,9 @@ class _Layout:
         self.agents_used.append(agent.user_id)
         return agent.user_id, agent.name, agent.team_id
 
-    def participant(self, purpose: str, name: str, **extra: Any) -> _Part:
-        part = _Part({"participantId": _uuid(self.rng), "participantName": name, "purpose": purpose, **extra})
+    def participant(self, purpose: str, name: str, *, shares_attributes: bool = True, **extra: Any) -> _Part:
+        data = {"participantId": _uuid(self.rng), "participantName": name, "purpose": purpose, **extra}
+        part = _Part(data, shares_attributes=shares_attributes)
         self.parts.append(part)
         return part
 

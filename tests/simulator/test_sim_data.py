@@ -15,6 +15,26 @@ from simulator_support import DAY0, FULL_INTERVAL, Api, SimFactory, base_config,
 from connector.simulator import start_simulator
 from connector.simulator.query import ConversationFacts, record_values
 
+# Field names of the Genesys models (genesys-api.md §5): a rendered record may use nothing else.
+CONVERSATION_FIELDS = set(
+    "conversationId conversationStart conversationEnd originatingDirection conversationInitiator divisionIds "
+    "externalTag mediaStatsMinConversationMos mediaStatsMinConversationRFactor customerParticipation selfServed "
+    "evaluations surveys resolutions participants".split()
+)
+PARTICIPANT_FIELDS = set(
+    "participantId participantName purpose userId teamId externalContactId externalOrganizationId "
+    "flaggedReason screenRecording sessions attributes".split()
+)
+SESSION_FIELDS = set(
+    "sessionId mediaType direction ani dnis sessionDnis edgeId protocolCallId provider remote "
+    "remoteNameDisplayable peerId recording requestedRoutings usedRouting selectedAgentId flowInType "
+    "callbackNumbers callbackUserName addressFrom addressTo messageType roomId mediaEndpointStats flow "
+    "metrics segments".split()
+)
+SEGMENT_FIELDS = set(
+    "segmentStart segmentEnd segmentType queueId disconnectType wrapUpCode wrapUpNote requestedRoutingSkillIds "
+    "requestedLanguageId subject properties".split()
+)
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 END = DAY0 + timedelta(days=2)
@@ -74,7 +94,11 @@ def test_record_shape_ids_timestamps_and_consistent_metrics(sim: tuple[Any, Api]
         assert UUID.match(record["conversationId"])
         assert all(UUID.match(d) for d in record["divisionIds"])
         start, end = ms(record["conversationStart"]), ms(record["conversationEnd"])
+        assert set(record) <= CONVERSATION_FIELDS
         for participant, session in sessions(record):
+            assert set(participant) <= PARTICIPANT_FIELDS
+            assert set(session) <= SESSION_FIELDS
+            assert all(set(segment) <= SEGMENT_FIELDS for segment in session["segments"])
             assert UUID.match(participant["participantId"])
             assert UUID.match(session["sessionId"])
             segments = session["segments"]
