@@ -200,9 +200,9 @@ SCENARIOS: tuple[Scenario, ...] = (
         True,
         True,
         0.08,
-        86_400,
-        0.6,
-        3600,
+        14_400,  # median 4 h; the lognormal tail gives a few e-mails that stay open for days
+        1.0,
+        600,
         432_000,
     ),
 )

@@ -262,23 +262,29 @@ class Simulation:
     def truth(
         self, start_ms: int, end_ms: int, *, records: bool = True, ended_only: bool = False
     ) -> list[dict[str, Any]]:
-        """Every conversation with conversationStart in [start_ms, end_ms): id, version, times, record."""
+        """Every conversation with conversationStart in [start_ms, end_ms): id, version, times, record.
+
+        Specs are copied under the lock and rendered outside it, so a large truth does not stall the API.
+        """
         with self.lock:
-            out = []
-            for spec in self.store.started_between(start_ms, end_ms):
-                if ended_only and spec.stage == Stage.OPEN:
-                    continue
-                item: dict[str, Any] = {
-                    "conversationId": spec.cid,
-                    "version": spec.version,
-                    "conversationStart": format_ms(spec.start_ms),
-                }
-                if spec.stage != Stage.OPEN:
-                    item["conversationEnd"] = format_ms(spec.end_ms)
-                if records:
-                    item["record"] = self.render(spec)
-                out.append(item)
-            return out
+            specs = [
+                copy_spec(s)
+                for s in self.store.started_between(start_ms, end_ms)
+                if not (ended_only and s.stage == Stage.OPEN)
+            ]
+        out = []
+        for spec in specs:
+            item: dict[str, Any] = {
+                "conversationId": spec.cid,
+                "version": spec.version,
+                "conversationStart": format_ms(spec.start_ms),
+            }
+            if spec.stage != Stage.OPEN:
+                item["conversationEnd"] = format_ms(spec.end_ms)
+            if records:
+                item["record"] = self.render(spec)
+            out.append(item)
+        return out
 
     def _snapshot(self, query: JobQuery, availability_ms: int) -> list[ConversationSpec]:
         with self.lock:

@@ -16,25 +16,78 @@ from connector.simulator import start_simulator
 from connector.simulator.query import ConversationFacts, record_values
 
 # Field names of the Genesys models (genesys-api.md §5): a rendered record may use nothing else.
-CONVERSATION_FIELDS = set(
-    "conversationId conversationStart conversationEnd originatingDirection conversationInitiator divisionIds "
-    "externalTag mediaStatsMinConversationMos mediaStatsMinConversationRFactor customerParticipation selfServed "
-    "evaluations surveys resolutions participants".split()
-)
-PARTICIPANT_FIELDS = set(
-    "participantId participantName purpose userId teamId externalContactId externalOrganizationId "
-    "flaggedReason screenRecording sessions attributes".split()
-)
-SESSION_FIELDS = set(
-    "sessionId mediaType direction ani dnis sessionDnis edgeId protocolCallId provider remote "
-    "remoteNameDisplayable peerId recording requestedRoutings usedRouting selectedAgentId flowInType "
-    "callbackNumbers callbackUserName addressFrom addressTo messageType roomId mediaEndpointStats flow "
-    "metrics segments".split()
-)
-SEGMENT_FIELDS = set(
-    "segmentStart segmentEnd segmentType queueId disconnectType wrapUpCode wrapUpNote requestedRoutingSkillIds "
-    "requestedLanguageId subject properties".split()
-)
+CONVERSATION_FIELDS = {
+    "conversationId",
+    "conversationStart",
+    "conversationEnd",
+    "originatingDirection",
+    "conversationInitiator",
+    "divisionIds",
+    "externalTag",
+    "mediaStatsMinConversationMos",
+    "mediaStatsMinConversationRFactor",
+    "customerParticipation",
+    "selfServed",
+    "evaluations",
+    "surveys",
+    "resolutions",
+    "participants",
+}
+PARTICIPANT_FIELDS = {
+    "participantId",
+    "participantName",
+    "purpose",
+    "userId",
+    "teamId",
+    "externalContactId",
+    "externalOrganizationId",
+    "flaggedReason",
+    "screenRecording",
+    "sessions",
+    "attributes",
+}
+SESSION_FIELDS = {
+    "sessionId",
+    "mediaType",
+    "direction",
+    "ani",
+    "dnis",
+    "sessionDnis",
+    "edgeId",
+    "protocolCallId",
+    "provider",
+    "remote",
+    "remoteNameDisplayable",
+    "peerId",
+    "recording",
+    "requestedRoutings",
+    "usedRouting",
+    "selectedAgentId",
+    "flowInType",
+    "callbackNumbers",
+    "callbackUserName",
+    "addressFrom",
+    "addressTo",
+    "messageType",
+    "roomId",
+    "mediaEndpointStats",
+    "flow",
+    "metrics",
+    "segments",
+}
+SEGMENT_FIELDS = {
+    "segmentStart",
+    "segmentEnd",
+    "segmentType",
+    "queueId",
+    "disconnectType",
+    "wrapUpCode",
+    "wrapUpNote",
+    "requestedRoutingSkillIds",
+    "requestedLanguageId",
+    "subject",
+    "properties",
+}
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 END = DAY0 + timedelta(days=2)
