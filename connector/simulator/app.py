@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from connector.simulator import admin
 from connector.simulator.auth import AGENT_DETAIL_VIEW, DETAIL_VIEW, AccessToken
 from connector.simulator.control import SimulatorControl
-from connector.simulator.errors import ApiProblem, bad_request, error_body, rate_limit_message
+from connector.simulator.errors import ApiProblem, bad_request, rate_limit_message
 from connector.simulator.faults import Fault
 from connector.simulator.isotime import format_ms
 from connector.simulator.live import live_loop
@@ -383,8 +383,3 @@ def build_app(sim: Simulation, *, run_live: bool = True) -> ASGIApp:
     app.state.sim = sim
     app.state.control = SimulatorControl(sim)
     return CorrelationMiddleware(app, sim)
-
-
-def error_json(status: int, code: str, message: str, context_id: str) -> bytes:
-    """An ErrorBody as bytes (used by the admin routes)."""
-    return orjson.dumps(error_body(status, code, message, context_id))

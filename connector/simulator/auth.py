@@ -152,8 +152,3 @@ class AuthService:
                 item.revoked = True
                 count += 1
         return count
-
-    def active_tokens(self) -> int:
-        """How many issued tokens are neither revoked nor expired."""
-        now = self._now_ms()
-        return sum(1 for t in self._tokens.values() if not t.revoked and t.expires_ms > now)

@@ -23,8 +23,6 @@ from typing import Any
 
 from connector.simulator.isotime import parse_instant
 
-FAMILIES = ("conversation", "segment", "evaluation", "survey", "resolution")
-
 CONVERSATION_DIMENSIONS = frozenset(
     (
         "accessAttribute",

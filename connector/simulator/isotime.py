@@ -74,8 +74,3 @@ def parse_interval(text: object) -> tuple[int, int]:
 def floor_day(ms: int) -> int:
     """Midnight UTC at or before `ms`."""
     return ms - ms % DAY_MS
-
-
-def format_interval(start_ms: int, end_ms: int) -> str:
-    """(start_ms, end_ms) -> `start/end` in the Genesys shape."""
-    return f"{format_ms(start_ms)}/{format_ms(end_ms)}"

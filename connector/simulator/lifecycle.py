@@ -163,7 +163,3 @@ class MutationSchedule:
             due, _, cid, kind = heapq.heappop(self._heap)
             out.append((due, cid, MutationKind(kind)))
         return out
-
-    def next_due_ms(self) -> int | None:
-        """When the earliest pending mutation is due (None if nothing is pending)."""
-        return self._heap[0][0] if self._heap else None

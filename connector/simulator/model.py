@@ -265,11 +265,6 @@ class ConversationSpec:
         self.flags = flags
 
     @property
-    def is_open(self) -> bool:
-        """True while the conversation has no conversationEnd."""
-        return self.stage == Stage.OPEN
-
-    @property
     def scenario_info(self) -> Scenario:
         """The Scenario this conversation follows."""
         return SCENARIOS[self.scenario]
@@ -278,10 +273,6 @@ class ConversationSpec:
     def reprocess_count(self) -> int:
         """How many reprocessing corrections have been applied."""
         return self.flags >> REPROCESS_SHIFT
-
-    def lifetime_end_ms(self) -> int | None:
-        """The conversationEnd as the index sees it: None while open (lifetime extends to +infinity)."""
-        return None if self.stage == Stage.OPEN else self.end_ms
 
     def seed(self) -> int:
         """Per-conversation random seed, derived from the id (stable across processes)."""

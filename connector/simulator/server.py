@@ -85,11 +85,6 @@ class SimulatorHandle:
     _server: uvicorn.Server = field(repr=False)
     _thread: threading.Thread = field(repr=False)
 
-    @property
-    def login_url(self) -> str:
-        """Base URL of the login host (the same server)."""
-        return self.base_url
-
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the server and wait for its thread (idempotent)."""
         self._server.should_exit = True
