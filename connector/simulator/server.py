@@ -85,6 +85,11 @@ class SimulatorHandle:
     _server: uvicorn.Server = field(repr=False)
     _thread: threading.Thread = field(repr=False)
 
+    @property
+    def login_url(self) -> str:
+        """Base URL of the login host (the same server as the API)."""
+        return self.base_url
+
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the server and wait for its thread (idempotent)."""
         self._server.should_exit = True
@@ -151,6 +156,11 @@ class SimulatorProcess:
     control: RemoteSimulatorControl
     process: subprocess.Popen[str]
     _reader: threading.Thread = field(repr=False)
+
+    @property
+    def login_url(self) -> str:
+        """Base URL of the login host (the same server as the API)."""
+        return self.base_url
 
     def stop(self, timeout_s: float = 10.0) -> int:
         """SIGTERM, wait, SIGKILL if needed; returns the exit code."""

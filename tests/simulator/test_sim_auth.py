@@ -25,8 +25,12 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
 
 
 def test_token_endpoint_issues_bearer_tokens(sim: tuple[Any, Api]) -> None:
-    _, api = sim
-    response = token_request(api, ("demo-client", "demo-secret"))
+    handle, api = sim
+    response = api.http.post(
+        f"{handle.login_url}/oauth/token",
+        auth=("demo-client", "demo-secret"),
+        data={"grant_type": "client_credentials"},
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["token_type"] == "bearer"
