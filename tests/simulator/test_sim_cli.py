@@ -86,7 +86,9 @@ def test_subprocess_prints_its_url_serves_tokens_and_stops_cleanly() -> None:
         assert sim.base_url.startswith("http://127.0.0.1:")
         with httpx.Client(base_url=sim.base_url) as http:
             token = http.post(
-                "/oauth/token", auth=("demo-client", "pw"), data={"grant_type": "client_credentials"}
+                f"{sim.login_url}/oauth/token",
+                auth=("demo-client", "pw"),
+                data={"grant_type": "client_credentials"},
             )
             assert token.status_code == 200
             headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
