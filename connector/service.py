@@ -29,7 +29,13 @@ from connector.checkpoint import CheckpointState, FileCheckpointStore, config_fi
 from connector.client import GenesysClient
 from connector.clock import Clock, SystemClock
 from connector.config import Settings
-from connector.errors import CheckpointError, ConfigError, ConnectorError
+from connector.errors import (
+    CheckpointError,
+    ConfigError,
+    ConnectorError,
+    RetriableError,
+    RetriesExhaustedError,
+)
 from connector.fetcher import WindowFetcher
 from connector.health import HealthServer, Heartbeat
 from connector.logs import register_secret
@@ -178,7 +184,7 @@ async def _run(
 
         client = GenesysClient(settings.genesys, clock=clock, metrics=metrics)
         stack.push_async_callback(client.aclose)
-        await client.check_access()
+        await _check_genesys(client, clock)
 
         health.add_readiness_check("genesys_token", lambda: (client.tokens.has_valid_token(), "OAuth token"))
         health.add_readiness_check(
@@ -229,6 +235,31 @@ async def _run(
             on_started(connector)
         await connector.run()
     return EXIT_OK
+
+
+async def _check_genesys(client: GenesysClient, clock: Clock) -> None:
+    """One token and one cheap query before any data moves.
+
+    Bad credentials or a missing permission are fatal (nothing a retry fixes); an unreachable or failing
+    API is retried with a growing delay, because exiting would only make Kubernetes restart us into the
+    same outage.
+    """
+    delay = 2.0
+    while True:
+        try:
+            await client.check_access()
+            return
+        except (RetriableError, RetriesExhaustedError) as exc:
+            log.warning(
+                "Genesys API not usable yet; checking again",
+                extra={
+                    "retry_in_s": delay,
+                    "error": str(exc),
+                    "correlation_id": getattr(exc, "correlation_id", None),
+                },
+            )
+            await clock.sleep(delay)
+            delay = min(delay * 2, 60.0)
 
 
 def _install_signal_handlers(connector: Connector) -> None:
