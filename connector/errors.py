@@ -116,7 +116,7 @@ class RateLimitedError(RetriableError, ApiError):
 
 
 class UpstreamUnavailableError(RetriableError, ApiError):
-    """5xx, 408, timeouts, connection resets, truncated or non-JSON bodies. `reason` is a short metric label."""
+    """5xx, 408, timeouts, connection resets, truncated or non-JSON bodies; `reason` is a metric label."""
 
     def __init__(self, message: str, *, reason: str, **kwargs: object) -> None:
         self.reason = reason

@@ -9,7 +9,7 @@ the query only finds a conversation through windows on the UTC day it *started*,
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -55,17 +55,36 @@ class WindowFetcher:
     ) -> None:
         self._client = client
         self._config = config
-        self._pager = PagedQuery(
-            self._query,
-            page_size=config.genesys.page_size,
-            concurrency=config.genesys.max_concurrency,
-            clock=clock or client.clock,
-            metrics=metrics or client.metrics,
-        )
+        self._clock = clock or client.clock
+        self._metrics = metrics or client.metrics
 
-    async def fetch(self, window: Window, pass_no: int, *, start_page: int = 1) -> AsyncIterator[Page]:
-        """Every conversation Genesys returns for `window`, page by page, in page order."""
-        async for page in self._pager.pages(window, start_page=start_page):
+    async def fetch(
+        self,
+        window: Window,
+        pass_no: int,
+        *,
+        start_page: int = 1,
+        on_request: Callable[[], None] | None = None,
+    ) -> AsyncIterator[Page]:
+        """Every conversation Genesys returns for `window`, page by page, in page order.
+
+        `on_request` is called once per query request of this pass (retries inside the client excluded),
+        so the caller can account API cost per pass.
+        """
+
+        async def query(window: Window, page_number: int) -> Mapping[str, Any]:
+            if on_request is not None:
+                on_request()
+            return await self._query(window, page_number)
+
+        pager = PagedQuery(
+            query,
+            page_size=self._config.genesys.page_size,
+            concurrency=self._config.genesys.max_concurrency,
+            clock=self._clock,
+            metrics=self._metrics,
+        )
+        async for page in pager.pages(window, start_page=start_page):
             yield Page(
                 window=window,
                 pass_no=pass_no,

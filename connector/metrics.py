@@ -118,6 +118,13 @@ class ConnectorMetrics:
             "Windows split because they could exceed the 100,000-result paging cap.",
             registry=r,
         )
+        self.query_requests = Counter(
+            p + "query_requests",
+            "Details-query requests made by window passes, by pass (the API cost of "
+            "each pass; client-side retries excluded).",
+            ["pass"],
+            registry=r,
+        )
         self.pages_fetched = Counter(
             p + "pages_fetched", "Query pages received, by pass.", ["pass"], registry=r
         )

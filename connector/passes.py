@@ -117,7 +117,9 @@ class PassRunner:
 
     async def run(self, key: PassKey, *, start_page: int, should_stop: Callable[[], bool]) -> bool:
         """Fetch and publish the pass from `start_page`; True when complete, False when stopped early."""
-        async for page in self._fetcher.fetch(key.window, key.pass_no, start_page=start_page):
+        async for page in self._fetcher.fetch(
+            key.window, key.pass_no, start_page=start_page, on_request=lambda: self._count_request(key)
+        ):
             await self._handle_page(key, page)
             if should_stop():
                 return False
@@ -125,10 +127,15 @@ class PassRunner:
         self._metrics.windows_completed.labels(key.label).inc()
         return True
 
+    def _count_request(self, key: PassKey) -> None:
+        self._metrics.query_requests.labels(key.label).inc()
+        self._progress.add_stat(f"query_requests_pass_{key.pass_no}", 1)
+
     async def _handle_page(self, key: PassKey, page: Page) -> None:
         label = key.label
         self._metrics.pages_fetched.labels(label).inc()
         self._metrics.conversations_fetched.labels(label).inc(len(page.conversations))
+        self._progress.add_stat(f"fetched_pass_{key.pass_no}", len(page.conversations))
         selected, unchanged = self._select(key, page)
         if unchanged:
             self._metrics.conversations_unchanged.inc(unchanged)
