@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from connector.changes import ChangeStore
-from connector.errors import RetriableError
+from connector.errors import DeliveryError, RetriableError
 from connector.fetcher import Page, WindowFetcher
 from connector.metrics import ConnectorMetrics
 from connector.progress import PassKey, Progress
-from connector.publisher import KafkaPublisher
-from connector.records import OutboundMessage, build_message, content_hash
+from connector.publisher import DeliveryFailure, KafkaPublisher
+from connector.records import OutboundMessage, build_message, encode_record, value_hash
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,8 @@ class PassRunner:
         unchanged = 0
         for record in page.conversations:
             cid = record["conversationId"]
-            digest = content_hash(record)
+            value = encode_record(record)  # canonical JSON, serialised once: hashed and published as is
+            digest = value_hash(value)
             if self._in_flight.is_stale(cid, page.received_at):
                 unchanged += 1  # a newer observation of this conversation is already published or on its way
                 continue
@@ -181,6 +182,7 @@ class PassRunner:
         try:
             result = await self._publisher.publish([s.message for s in selected])
             if not result.ok:
+                _raise_if_permanent(result.failures)
                 raise BatchNotDelivered(key, page.page_number, [f.error for f in result.failures])
             # Record the hashes before releasing the in-flight entries, so no concurrent pass ever sees
             # neither and publishes the same snapshot twice.
@@ -192,6 +194,29 @@ class PassRunner:
                 self._in_flight.release(s.cid, s.digest)
         self._metrics.conversations_published.labels(key.label).inc(len(selected))
         self._progress.add_stat("published", len(selected))
+
+
+#: Delivery failures that replaying cannot fix: stop with a clear message instead of retrying forever.
+_PERMANENT_CODES = {
+    "MSG_SIZE_TOO_LARGE",
+    "_MSG_TIMED_OUT_PERMANENT",
+    "TOPIC_AUTHORIZATION_FAILED",
+    "_UNKNOWN_TOPIC",
+}
+
+
+def _raise_if_permanent(failures: Sequence[DeliveryFailure]) -> None:
+    for failure in failures:
+        if failure.code in _PERMANENT_CODES:
+            hint = (
+                " (raise kafka.message_max_bytes and the topic's max.message.bytes)"
+                if failure.code == "MSG_SIZE_TOO_LARGE"
+                else ""
+            )
+            raise DeliveryError(
+                f"Kafka refused conversation {failure.key} for good{hint}",
+                kafka_error=f"{failure.code}: {failure.error}",
+            )
 
 
 def _start(record: dict[str, object]) -> datetime | None:
