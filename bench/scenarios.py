@@ -1,0 +1,295 @@
+"""The catch-up scenarios: throughput (and the naive baseline), CPU, memory, re-scan cost.
+
+Each function runs one scenario end to end (its own simulator process, a fresh topic on the shared
+broker, one connector process) and returns the rows of the table plus the raw numbers for the JSON.
+Conversations are counted from the simulator (its history is exactly the backlog), requests from the
+simulator's own response counters (route "query", every status; the token route is separate), and the
+connector's delivery is checked against the topic's end offsets before any rate is reported.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from bench.context import UNLIMITED, Context, ScenarioError
+from bench.harness import ConnectorRun, Simulator, simulator, topic_message_count
+from bench.naive import run_naive
+from bench.profiles import RATE_WINDOW_S
+from bench.report import Row, Target
+
+MB = 1024 * 1024
+CATCHUP_WINDOW = timedelta(hours=6)  # windows.max_catchup_length default
+PROPOSED_WINDOW = timedelta(days=1)
+PROPOSED_SETTINGS = {"GENESYS__LIVE_BUDGET_SHARE": "1.0", "WINDOWS__MAX_CATCHUP_LENGTH": "1d"}
+
+Result = tuple[list[Row], dict[str, Any]]
+
+
+def _delivered(ctx: Context, sim: Simulator, run: ConnectorRun, topic: str) -> tuple[int, int]:
+    """(conversations in the backlog, messages in the topic); fails if fewer messages than conversations."""
+    conversations = sim.control.conversation_count()
+    messages = topic_message_count(ctx.kafka.bootstrap_servers, topic)
+    if messages < conversations:
+        raise ScenarioError(
+            f"only {messages} messages for {conversations} conversations; log tail:\n{run.log_tail()}"
+        )
+    return conversations, messages
+
+
+def _run_details(run: ConnectorRun) -> dict[str, Any]:
+    return {
+        "exit_code": run.exit_code,
+        "process_wall_s": round(run.wall_s, 2),
+        "loop_wall_s": run.loop_wall_s,
+        "cpu_user_s": round(run.cpu_user_s, 3),
+        "cpu_sys_s": round(run.cpu_sys_s, 3),
+        "cpu_before_loop_s": run.cpu_at_loop_start_s,
+        "peak_rss_mb": round(run.peak_rss_bytes / MB, 1),
+        "peak_rss_polled_mb": round(run.peak_rss_polled_bytes / MB, 1),
+        "rss_samples": run.rss_samples,
+        "errors_logged": run.events.errors[:10],
+    }
+
+
+# ------------------------------------------------------------------------------------------ throughput
+def _catchup(ctx: Context, scenario: str, extra: dict[str, str] | None) -> tuple[Result, float]:
+    p = ctx.profile
+    n = p.throughput_backlog
+    ctx.say(
+        f"{scenario}: {n:,} conversations, limit {p.rate_limit}/min, latency {p.latency_ms:g} ms, "
+        f"max_concurrency {p.max_concurrency}{'' if not extra else ', ' + str(extra)}"
+    )
+    with simulator(ctx.simulator_fields(n), ctx.workdir) as sim:
+        settings = ctx.first_pass_settings(n, rate_limit=p.rate_limit, extra=extra)
+        timeout = 4 * n / p.physical_limit + 180
+        run, topic = ctx.run_bounded(scenario, sim, settings, timeout_s=timeout)
+        conversations, messages = _delivered(ctx, sim, run, topic)
+        counters = sim.control.counters()
+    loop_s = run.loop_wall_s or 0.0
+    requests = sum(counters.get("query", {}).values())
+    throttled = counters.get("query", {}).get("429", 0)
+    cps = conversations / loop_s
+    request_rate = (requests - 1) / loop_s  # minus the startup access check, which precedes the loop
+    rows = [
+        Row(scenario, "catch-up throughput", cps, "conv/s", note=_throughput_note(ctx, scenario)),
+        Row(
+            scenario,
+            "throughput / physical limit",
+            cps / p.physical_limit,
+            "",
+            Target(">=", 0.95),
+            note=f"physical limit = {p.rate_limit} x {p.page_size} / 60 = {p.physical_limit:g} conv/s",
+        ),
+        Row(scenario, "API budget used (requests/s / limit)", request_rate / (p.rate_limit / RATE_WINDOW_S)),
+        Row(
+            scenario,
+            "first-pass requests per 1,000 conversations",
+            requests * 1000 / conversations,
+            "",
+            Target("<=", 10.5),
+        ),
+        Row(scenario, "429s received", float(throttled), ""),
+    ]
+    details = {
+        "conversations": conversations,
+        "messages": messages,
+        "query_requests": requests,
+        "counters": counters,
+        "conversations_per_s": cps,
+        "settings": settings,
+        **_run_details(run),
+    }
+    return (rows, details), cps
+
+
+def _throughput_note(ctx: Context, scenario: str) -> str:
+    if scenario == "throughput":
+        return "main-loop wall time: 'connector started' log line to 'bounded run complete' (all acked)"
+    return (
+        "same backlog with live_budget_share=1.0 (stands in for the proposed catch-up detection fix) "
+        "and max_catchup_length=1d"
+    )
+
+
+def throughput(ctx: Context) -> Result:
+    """Catch-up over a backlog at the profile's limit and latency, connector defaults otherwise."""
+    result, cps = _catchup(ctx, "throughput", None)
+    ctx.results["throughput_cps"] = cps
+    return result
+
+
+def throughput_proposed(ctx: Context) -> Result:
+    """The same catch-up with the settings the benchmark's analysis proposes (see docs/benchmark.md)."""
+    result, cps = _catchup(ctx, "throughput_proposed", PROPOSED_SETTINGS)
+    ctx.results["throughput_proposed_cps"] = cps
+    return result
+
+
+def naive(ctx: Context) -> Result:
+    """The one-request-at-a-time loop against an identically configured fresh simulator."""
+    p = ctx.profile
+    n = p.throughput_backlog
+    ctx.say(f"naive: one request at a time for {p.naive_duration_s:g} s, same simulator settings")
+    start, end = ctx.backlog(n)
+    windows = ctx.catchup_windows(start, end, CATCHUP_WINDOW)
+    with simulator(ctx.simulator_fields(n), ctx.workdir) as sim:
+        result = run_naive(sim.base_url, windows, page_size=p.page_size, duration_s=p.naive_duration_s)
+    rows = [
+        Row(
+            "naive",
+            "naive loop throughput",
+            result.conversations_per_s,
+            "conv/s",
+            note="one request at a time, pageNumber until empty per 6 h window, sleeps Retry-After on 429; "
+            "fetches only (publishes nothing)",
+        )
+    ]
+    for key, label in (("throughput_cps", "connector"), ("throughput_proposed_cps", "connector (proposed)")):
+        if key in ctx.results and result.conversations_per_s > 0:
+            ratio = ctx.results[key] / result.conversations_per_s
+            rows.append(Row("naive", f"{label} / naive", ratio, "x", Target(">=", 4.0)))
+    details = {
+        "conversations": result.conversations,
+        "requests": result.requests,
+        "throttled": result.throttled,
+        "elapsed_s": result.elapsed_s,
+        "finished": result.finished,
+        "windows": len(windows),
+    }
+    return rows, details
+
+
+# ------------------------------------------------------------------------------------------ CPU, memory
+def _unlimited_run(
+    ctx: Context, scenario: str, n: int, *, command: list[str] | None = None
+) -> dict[str, Any]:
+    """A first pass over `n` conversations with no latency and no practical limit."""
+    # Ghost duplicates off: they cost the simulator O(hits) per page and hardly change the connector's work.
+    fields = ctx.simulator_fields(n, rate_limit=UNLIMITED, latency_ms=0.0, duplicate_probability=0.0)
+    with simulator(fields, ctx.workdir) as sim:
+        settings = ctx.first_pass_settings(n, rate_limit=UNLIMITED)
+        sim_cpu_before = sim.cpu_seconds()
+        run, topic = ctx.run_bounded(scenario, sim, settings, timeout_s=n / 200 + 180, command=command)
+        sim_cpu = sim.cpu_seconds() - sim_cpu_before
+        conversations, messages = _delivered(ctx, sim, run, topic)
+        requests = sim.query_requests()
+    return {
+        "run": run,
+        "conversations": conversations,
+        "messages": messages,
+        "query_requests": requests,
+        "simulator_cpu_s": round(sim_cpu, 2),
+        "settings": settings,
+    }
+
+
+def cpu(ctx: Context) -> Result:
+    """Conversations per CPU-second of the connector process, and the first peak-RSS point."""
+    n = ctx.profile.cpu_backlog
+    ctx.say(f"cpu: {n:,} conversations, no latency, no limit")
+    m = _unlimited_run(ctx, "cpu", n)
+    run: ConnectorRun = m.pop("run")
+    conversations = m["conversations"]
+    ctx.results["cpu_peak_rss"] = run.peak_rss_bytes
+    ctx.results["cpu_backlog"] = conversations
+    loop_cpu = run.loop_cpu_s
+    rows = [
+        Row(
+            "cpu",
+            "conversations per CPU-second",
+            conversations / run.cpu_s,
+            "conv/CPU-s",
+            Target(">=", 20_000),
+            note=f"user+sys of the whole connector process ({run.cpu_s:.1f} s, startup included; "
+            f"simulator used {m['simulator_cpu_s']:.1f} s)",
+        ),
+        Row(
+            "cpu",
+            "same, main loop only",
+            None if not loop_cpu else conversations / loop_cpu,
+            "conv/CPU-s",
+            note="CPU after the 'connector started' line (imports, Kafka and API checks excluded)",
+        ),
+        Row("cpu", "throughput without limit", conversations / (run.loop_wall_s or 1), "conv/s"),
+        Row(
+            "cpu",
+            f"peak RSS, {conversations // 1000}k backlog",
+            run.peak_rss_bytes / MB,
+            "MB",
+            Target("<=", 200),
+        ),
+    ]
+    return rows, {**m, **_run_details(run)}
+
+
+def rss(ctx: Context) -> Result:
+    """Peak RSS over a backlog several times larger: memory must not grow with volume."""
+    n = ctx.profile.rss_backlog
+    ctx.say(f"rss: {n:,} conversations, no latency, no limit")
+    m = _unlimited_run(ctx, "rss", n)
+    run: ConnectorRun = m.pop("run")
+    conversations = m["conversations"]
+    rows = [
+        Row(
+            "rss",
+            f"peak RSS, {conversations // 1000}k backlog",
+            run.peak_rss_bytes / MB,
+            "MB",
+            Target("<=", 200),
+        ),
+    ]
+    small = ctx.results.get("cpu_peak_rss")
+    if small:
+        rows.append(
+            Row(
+                "rss",
+                f"peak RSS {conversations // 1000}k / {ctx.results['cpu_backlog'] // 1000}k",
+                run.peak_rss_bytes / small,
+                "",
+                Target("<=", 1.10),
+                note="flat = within 10 %",
+            )
+        )
+    rows.append(Row("rss", "conversations per CPU-second", conversations / run.cpu_s, "conv/CPU-s"))
+    return rows, {**m, **_run_details(run)}
+
+
+# ------------------------------------------------------------------------------------------ re-scans
+def rescans(ctx: Context) -> Result:
+    """Requests per 1,000 conversations for the first pass plus the default settlement re-scans."""
+    p = ctx.profile
+    n = p.rescan_backlog
+    ctx.say(f"rescans: {n:,} conversations, default rescan_delays (15m, 2h, 26h, 74h), all due at once")
+    fields = ctx.simulator_fields(n, rate_limit=UNLIMITED, latency_ms=0.0, render_cache_size=n + 1000)
+    with simulator(fields, ctx.workdir) as sim:
+        settings = ctx.first_pass_settings(n, rate_limit=UNLIMITED)
+        del settings["WINDOWS__RESCAN_DELAYS"]  # the default delays
+        run, topic = ctx.run_bounded("rescans", sim, settings, timeout_s=n / 100 + 180)
+        conversations, messages = _delivered(ctx, sim, run, topic)
+        requests = sim.query_requests()
+    passes = 5
+    rows = [
+        Row(
+            "rescans",
+            "requests per 1,000 conv, first pass + 4 re-scans",
+            requests * 1000 / conversations,
+            "",
+            note="every re-scan of a backlog that ended days ago is due at once; each pass re-reads the data",
+        ),
+        Row("rescans", "same, per pass", requests * 1000 / conversations / passes, ""),
+        Row(
+            "rescans",
+            "messages per conversation",
+            messages / conversations,
+            "",
+            note="unchanged records are not published again",
+        ),
+    ]
+    return rows, {
+        "conversations": conversations,
+        "messages": messages,
+        "query_requests": requests,
+        "settings": settings,
+        **_run_details(run),
+    }
