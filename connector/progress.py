@@ -54,7 +54,12 @@ class Progress:
         self.in_progress: dict[PassKey, int] = {
             PassKey(Window(p.window_start, p.window_end), p.pass_no): p.next_page for p in state.in_progress
         }
-        self.rescans: list[RescanEntry] = sorted(state.rescans, key=lambda r: (r.due_at, r.window_start))
+        # Re-scans beyond the configured number of passes (the list was shortened or emptied since the
+        # checkpoint was written) are dropped: the configuration says they are not wanted.
+        self.rescans: list[RescanEntry] = sorted(
+            (r for r in state.rescans if r.pass_no <= len(self._delays)),
+            key=lambda r: (r.due_at, r.window_start),
+        )
         self.open_conversations: dict[str, datetime] = dict(state.open_conversations)
         self.stats: dict[str, int] = dict(state.stats)
 

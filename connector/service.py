@@ -180,7 +180,7 @@ async def _run(
             producer_settings(settings.kafka), settings.kafka.topic, metrics, version=__version__, clock=clock
         )
         stack.callback(publisher.close)
-        await asyncio.to_thread(publisher.verify_topic, 30.0)
+        await asyncio.to_thread(publisher.verify_topic, min(30.0, settings.kafka.delivery_timeout_ms / 1000))
 
         client = GenesysClient(settings.genesys, clock=clock, metrics=metrics)
         stack.push_async_callback(client.aclose)

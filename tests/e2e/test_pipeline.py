@@ -133,7 +133,10 @@ def test_every_conversation_delivered_and_settled_through_faults(
         f"the whole live run (every 5 s window re-scanned twice): {total_requests * 1000 / len(truth):.1f}"
     )
     assert crossing, "the data set must contain conversations crossing UTC midnight"
-    assert result.missing == [], f"{len(result.missing)} conversations missing"
+    assert result.missing == [], f"{len(result.missing)} conversations missing: " + "; ".join(
+        f"{cid} start={truth[cid].get('conversationStart')} end={truth[cid].get('conversationEnd')}"
+        for cid in result.missing[:5]
+    )
     assert result.identical_duplicates == 0
     assert result.stale_latest == [], f"{len(result.stale_latest)} keys not settled to the current version"
     assert result.outside == 0
