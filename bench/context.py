@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from bench.harness import ConnectorRun, Simulator, connector_env, iso, run_connector
+from bench.harness import ConnectorRun, Simulator, Tick, connector_env, iso, run_connector
 from bench.profiles import RATE_WINDOW_S, Profile
 from connector.broker import EmbeddedKafka
 from connector.windows import align_down
@@ -115,6 +115,7 @@ class Context:
         *,
         timeout_s: float,
         command: list[str] | None = None,
+        on_tick: Tick | None = None,
     ) -> tuple[ConnectorRun, str]:
         """Run the connector to the end of its bounded run on a fresh topic; fail loudly if it did not."""
         topic = self.new_topic(scenario)
@@ -128,7 +129,11 @@ class Context:
         )
         sim.control.reset_counters()
         run = run_connector(
-            env, self.workdir / f"connector-{scenario}.log", timeout_s=timeout_s, command=command
+            env,
+            self.workdir / f"connector-{scenario}.log",
+            timeout_s=timeout_s,
+            command=command,
+            on_tick=on_tick,
         )
         if run.exit_code != 0 or run.loop_wall_s is None:
             raise ScenarioError(

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 from confluent_kafka import Consumer, TopicPartition
 
@@ -266,6 +267,31 @@ def run_connector(
         events=events,
         log_path=log_path,
     )
+
+
+SCRAPED = (
+    "genesys_connector_api_throttled_total",
+    "genesys_connector_lag_seconds",
+    "genesys_connector_api_budget_requests_per_minute",
+    "genesys_connector_api_budget_utilization_ratio",
+    "genesys_connector_conversations_published_total",
+)
+
+
+def scrape(url: str | None, wanted: tuple[str, ...] = SCRAPED) -> dict[str, float]:
+    """Some of the connector's own metrics from its /metrics (summed over labels); {} if unreachable."""
+    if url is None:
+        return {}
+    try:
+        text = httpx.get(url.rstrip("/") + "/metrics", timeout=5.0).text
+    except httpx.HTTPError:
+        return {}
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in wanted:
+            found[name] = found.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return found
 
 
 # ------------------------------------------------------------------------------------------ kafka

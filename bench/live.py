@@ -11,7 +11,8 @@ Measured from the simulator's response counters, sampled every 0.5 s:
 - the steady request rate, as a share of the limit (should sit just under 0.9);
 - then `profile.storm` is scripted on the query route (each a 429 with a short Retry-After); recovery is
   the time from the last of those 429s until the request rate over the next 5 s is back to 90 % of the
-  steady rate (target: within one rate-limit window, 60 s).
+  steady rate (target: within one rate-limit window, 60 s). The run stops 10 s after recovery, or
+  `storm_observe_s` after the storm if the rate never comes back.
 """
 
 from __future__ import annotations
@@ -20,10 +21,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from bench.context import Context, ScenarioError
-from bench.harness import LogEvents, Simulator, connector_env, run_connector, simulator
+from bench.harness import LogEvents, Simulator, connector_env, run_connector, scrape, simulator
 from bench.profiles import RATE_WINDOW_S
 from bench.report import Row, Target
 
@@ -83,7 +82,9 @@ class LiveMonitor:
             if sample.throttled >= self.steady_end.throttled + len(self.storm):
                 self.storm_end = sample
             return elapsed > self.steady_end.t + STORM_TIMEOUT_S
-        if elapsed >= self.storm_end.t + self.observe_s:
+        recovered = self.recovery_s()
+        seen_enough = recovered is not None and elapsed >= self.storm_end.t + recovered + 2 * BUCKET_S
+        if seen_enough or elapsed >= self.storm_end.t + self.observe_s:
             self.connector_metrics = scrape(events.metrics_url)
             return True
         return False
@@ -142,29 +143,6 @@ class LiveMonitor:
         return out
 
 
-def scrape(url: str | None) -> dict[str, float]:
-    """A few of the connector's own metrics (summed over labels), or {} if unreachable."""
-    if url is None:
-        return {}
-    wanted = (
-        "genesys_connector_api_throttled_total",
-        "genesys_connector_lag_seconds",
-        "genesys_connector_api_budget_requests_per_minute",
-        "genesys_connector_api_budget_utilization_ratio",
-        "genesys_connector_conversations_published_total",
-    )
-    try:
-        text = httpx.get(url.rstrip("/") + "/metrics", timeout=5.0).text
-    except httpx.HTTPError:
-        return {}
-    found: dict[str, float] = {}
-    for line in text.splitlines():
-        name = line.split("{", 1)[0].split(" ", 1)[0]
-        if name in wanted:
-            found[name] = found.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
-    return found
-
-
 def live(ctx: Context) -> tuple[list[Row], dict[str, Any]]:
     """The steady live run and the 429 storm (see module docstring)."""
     p = ctx.profile
@@ -176,7 +154,7 @@ def live(ctx: Context) -> tuple[list[Row], dict[str, Any]]:
         "seed": p.seed,
         "history_days": 0.0,
         "live_rate_per_minute": p.live_rate_per_minute,
-        "live_duration_s": 20.0,
+        "live_duration_s": 10.0,
         "ingest_delay_s": 2.0,
         "acw_delay_s": 5.0,
         "survey_delay_s": 15.0,
@@ -191,7 +169,7 @@ def live(ctx: Context) -> tuple[list[Row], dict[str, Any]]:
         "WINDOWS__LENGTH": "5s",
         "WINDOWS__LAG": "3s",
         "WINDOWS__POLL_INTERVAL": "1s",
-        "WINDOWS__RESCAN_DELAYS": '["10s", "30s"]',
+        "WINDOWS__RESCAN_DELAYS": '["10s", "20s"]',
         "GENESYS__REQUESTS_PER_MINUTE": str(p.live_rate_limit),
         "GENESYS__BUDGET_SHARE": "0.9",
         "GENESYS__LIVE_BUDGET_SHARE": "0.9",
