@@ -119,7 +119,7 @@ def test_every_conversation_delivered_and_settled_through_faults(
         proc = connector_runner.start(env2)
         # Live arrivals and changes stop just after the range ends: the ground truth must be something the
         # connector's last re-scan could see. (A conversation indexed after the last re-scan of its window
-        # - e.g. if the simulator's generator stalls under CPU load and back-dates it - is by design not seen.)
+        # - e.g. if the simulator generator stalls under CPU load and back-dates it - is by design not seen.)
         stopper = threading.Timer((end - datetime.now(UTC)).total_seconds() + 1.0, sim.control.pause_live)
         stopper.start()
         try:
