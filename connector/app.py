@@ -57,6 +57,10 @@ class LoopSettings:
     flush_timeout_s: float = 30.0
     prune_after: timedelta = timedelta(days=4)
     exit_when_done: bool = True
+    follow_open_interval_s: float | None = None  # None: do not follow open conversations by id
+    follow_open_after: timedelta = timedelta(days=4)
+    follow_open_max_age: timedelta = timedelta(days=31)
+    follow_open_batch: int = 500
 
 
 @dataclass
@@ -74,6 +78,8 @@ class _State:
     dirty: bool = True
     last_error: tuple[datetime, str] | None = None
     fatal: BaseException | None = None
+    follow_task: asyncio.Task[int] | None = None
+    next_follow: float = 0.0
 
 
 class Connector:
@@ -168,6 +174,19 @@ class Connector:
             if window is None:
                 break
             self._start(self._progress.begin_first_pass(window), 1)
+        self._schedule_follow_up(now, mono)
+
+    def _schedule_follow_up(self, now: datetime, mono: float) -> None:
+        """Follow conversations still open after their window's last re-scan (see PassRunner.follow_open)."""
+        st, interval = self._state, self._settings.follow_open_interval_s
+        if interval is None or st.follow_task is not None or mono < st.next_follow:
+            return
+        st.next_follow = mono + interval
+        self._progress.prune_open(now - self._settings.follow_open_max_age)
+        ids = self._progress.open_since_before(now - self._settings.follow_open_after)
+        if ids:
+            batch = ids[: self._settings.follow_open_batch]
+            st.follow_task = asyncio.create_task(self._runner.follow_open(batch), name="follow-open")
 
     def _start(self, key: PassKey, page: int) -> None:
         task = asyncio.create_task(
@@ -182,6 +201,8 @@ class Connector:
         """Sleep until a pass finishes, a stop is requested or it is time to look for new work."""
         st = self._state
         waiters: set[asyncio.Future[object]] = set(st.tasks)  # type: ignore[arg-type]
+        if st.follow_task is not None:
+            waiters.add(st.follow_task)  # type: ignore[arg-type]
         stop_wait = asyncio.ensure_future(self._stop.wait())
         waiters.add(stop_wait)  # type: ignore[arg-type]
         timeout = self._next_wakeup_s()
@@ -206,6 +227,7 @@ class Connector:
     def _collect(self) -> None:
         """Handle finished passes: success, retry later, or fatal."""
         st = self._state
+        self._collect_follow_up()
         for task in [t for t in st.tasks if t.done()]:
             key = st.tasks.pop(task)
             st.dirty = True
@@ -219,6 +241,27 @@ class Connector:
                     st.resume_page[key] = self._progress.in_progress.get(key, 1)
                 continue
             self._on_pass_error(key, exc)
+
+    def _collect_follow_up(self) -> None:
+        st = self._state
+        task = st.follow_task
+        if task is None or not task.done():
+            return
+        st.follow_task = None
+        st.dirty = True
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        if isinstance(exc, (RetriableError, RetriesExhaustedError)) and not isinstance(
+            exc, (AuthenticationError, PermissionDeniedError)
+        ):
+            log.warning("following open conversations failed; trying again later", extra={"error": str(exc)})
+            return
+        log.error("fatal error while following open conversations: stopping", extra={"error": str(exc)})
+        st.fatal = exc
+        self._stop.set()
 
     def _on_pass_error(self, key: PassKey, exc: BaseException) -> None:
         st = self._state
@@ -286,8 +329,11 @@ class Connector:
         """Stop asking for pages, wait for in-flight pages (bounded), flush, checkpoint."""
         st = self._state
         self._stop.set()
-        if st.tasks:
-            _done, pending = await asyncio.wait(set(st.tasks), timeout=self._settings.shutdown_grace_s)
+        running: set[asyncio.Task[object]] = set(st.tasks)
+        if st.follow_task is not None:
+            running.add(st.follow_task)
+        if running:
+            _done, pending = await asyncio.wait(running, timeout=self._settings.shutdown_grace_s)
             for task in pending:
                 task.cancel()
             if pending:

@@ -18,22 +18,27 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Literal
 
 from connector.changes import ChangeStore
+from connector.clock import Clock, SystemClock
 from connector.errors import DeliveryError, RetriableError
 from connector.fetcher import Page, WindowFetcher
 from connector.metrics import ConnectorMetrics
 from connector.progress import PassKey, Progress
 from connector.publisher import DeliveryFailure, KafkaPublisher
-from connector.records import OutboundMessage, build_message, encode_record, value_hash
+from connector.records import OutboundMessage, PassLabel, WindowLike, build_message, encode_record, value_hash
 
 log = logging.getLogger(__name__)
+
+#: `genesys.pass` header and metric label of snapshots from following open conversations by id.
+FOLLOW_LABEL: Literal["open"] = "open"
 
 
 class BatchNotDelivered(RetriableError):
     """Kafka did not acknowledge every message of a page; the pass resumes from that page later."""
 
-    def __init__(self, key: PassKey, page_number: int, failures: list[str]) -> None:
+    def __init__(self, key: PassKey | None, page_number: int, failures: list[str]) -> None:
         self.key = key
         self.page_number = page_number
         self.failures = failures
@@ -107,7 +112,9 @@ class PassRunner:
         progress: Progress,
         metrics: ConnectorMetrics,
         in_flight: InFlightSnapshots,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._fetcher = fetcher
         self._publisher = publisher
         self._changes = changes
@@ -136,64 +143,116 @@ class PassRunner:
         self._metrics.pages_fetched.labels(label).inc()
         self._metrics.conversations_fetched.labels(label).inc(len(page.conversations))
         self._progress.add_stat(f"fetched_pass_{key.pass_no}", len(page.conversations))
-        selected, unchanged = self._select(key, page)
+        selected, unchanged = self._select(
+            page.conversations, page.received_at, window_of=lambda _record: key.window, pass_label=key.pass_no
+        )
         if unchanged:
             self._metrics.conversations_unchanged.inc(unchanged)
         if selected:
-            await self._deliver(key, page, selected)
+            await self._deliver(selected, page.received_at, label=label, context=(key, page.page_number))
         open_ids = [c["conversationId"] for c in page.conversations if "conversationEnd" not in c]
         if key.pass_no == 0 and open_ids:
             self._progress.note_open(open_ids, page.received_at)
         self._progress.note_ended(s.cid for s in selected if s.ended)
         self._progress.page_acked(key, page.page_number)
 
-    def _select(self, key: PassKey, page: Page) -> tuple[list[_Selected], int]:
-        """The page's conversations whose content differs from what was last published."""
-        ids = [c["conversationId"] for c in page.conversations]
-        published = self._changes.get_many(ids)
+    async def follow_open(self, ids: Sequence[str]) -> int:
+        """Re-fetch conversations still in progress after their window's last re-scan; publish changes.
+
+        A window's re-scans stop after the longest delay, and the details query only returns a conversation
+        to windows on its start day, so a conversation open for days (an e-mail thread, say) would never
+        be seen ending. These are followed by id (multi-get) until they end. Returns how many were
+        published. Ids Genesys no longer returns are forgotten.
+        """
+        observed = self._clock.now()
+        records = await self._fetcher.follow_open(ids)
+        self._metrics.query_requests.labels(FOLLOW_LABEL).inc(-(-len(ids) // 100))
+        selected, unchanged = self._select(
+            records, observed, window_of=lambda r: _Lifetime.of(r, observed), pass_label=FOLLOW_LABEL
+        )
+        if unchanged:
+            self._metrics.conversations_unchanged.inc(unchanged)
+        if selected:
+            await self._deliver(selected, observed, label=FOLLOW_LABEL, context=None)
+        returned = {r["conversationId"] for r in records}
+        self._progress.note_ended(r["conversationId"] for r in records if "conversationEnd" in r)
+        self._progress.note_ended(cid for cid in ids if cid not in returned)
+        return len(selected)
+
+    def _select(
+        self,
+        records: Sequence[dict[str, Any]],
+        observed_at: datetime,
+        *,
+        window_of: Callable[[dict[str, Any]], WindowLike],
+        pass_label: PassLabel,
+    ) -> tuple[list[_Selected], int]:
+        """The records whose content differs from what was last published for their conversation."""
+        published = self._changes.get_many([c["conversationId"] for c in records])
         selected: list[_Selected] = []
         unchanged = 0
-        for record in page.conversations:
+        for record in records:
             cid = record["conversationId"]
-            value = encode_record(record)  # canonical JSON, serialised once: hashed and published as is
-            digest = value_hash(value)
-            if self._in_flight.is_stale(cid, page.received_at):
+            if self._in_flight.is_stale(cid, observed_at):
                 unchanged += 1  # a newer observation of this conversation is already published or on its way
                 continue
+            value = encode_record(record)  # canonical JSON, serialised once: hashed and published as is
+            digest = value_hash(value)
             pending = self._in_flight.get(cid)
             last = pending.content_hash if pending is not None else published.get(cid)
             if last == digest:
                 unchanged += 1
                 continue
-            ended = "conversationEnd" in record
             message = build_message(
                 record,
-                window=key.window,
-                pass_label=key.pass_no,
-                observed_at=page.received_at,
+                window=window_of(record),
+                pass_label=pass_label,
+                observed_at=observed_at,
+                value=value,
                 record_hash=digest,
             )
-            selected.append(_Selected(message, cid, digest, _start(record), ended))
+            selected.append(_Selected(message, cid, digest, _start(record), "conversationEnd" in record))
         return selected, unchanged
 
-    async def _deliver(self, key: PassKey, page: Page, selected: list[_Selected]) -> None:
+    async def _deliver(
+        self,
+        selected: list[_Selected],
+        observed_at: datetime,
+        *,
+        label: str,
+        context: tuple[PassKey, int] | None,
+    ) -> None:
         for s in selected:
-            self._in_flight.add(s.cid, s.digest, page.received_at)
+            self._in_flight.add(s.cid, s.digest, observed_at)
         try:
             result = await self._publisher.publish([s.message for s in selected])
             if not result.ok:
                 _raise_if_permanent(result.failures)
-                raise BatchNotDelivered(key, page.page_number, [f.error for f in result.failures])
+                key, page_number = context if context is not None else (None, 0)
+                raise BatchNotDelivered(key, page_number, [f.error for f in result.failures])
             # Record the hashes before releasing the in-flight entries, so no concurrent pass ever sees
             # neither and publishes the same snapshot twice.
-            self._changes.put_many(((s.cid, s.digest, s.start) for s in selected), page.received_at)
+            self._changes.put_many(((s.cid, s.digest, s.start) for s in selected), observed_at)
             for s in selected:
-                self._in_flight.acked(s.cid, page.received_at)
+                self._in_flight.acked(s.cid, observed_at)
         finally:
             for s in selected:
                 self._in_flight.release(s.cid, s.digest)
-        self._metrics.conversations_published.labels(key.label).inc(len(selected))
+        self._metrics.conversations_published.labels(label).inc(len(selected))
         self._progress.add_stat("published", len(selected))
+
+
+@dataclass(frozen=True)
+class _Lifetime:
+    """The `genesys.window` header of a followed conversation: from its start to the observation."""
+
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def of(cls, record: dict[str, Any], observed_at: datetime) -> _Lifetime:
+        start = _start(record) or observed_at
+        return cls(min(start, observed_at), observed_at)
 
 
 #: Delivery failures that replaying cannot fix: stop with a clear message instead of retrying forever.
@@ -219,7 +278,7 @@ def _raise_if_permanent(failures: Sequence[DeliveryFailure]) -> None:
             )
 
 
-def _start(record: dict[str, object]) -> datetime | None:
+def _start(record: dict[str, Any]) -> datetime | None:
     value = record.get("conversationStart")
     if not isinstance(value, str):
         return None

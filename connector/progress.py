@@ -146,6 +146,14 @@ class Progress:
         for cid in ids:
             self.open_conversations.pop(cid, None)
 
+    def open_since_before(self, moment: datetime) -> list[str]:
+        """Conversations first seen open before `moment` and not seen ended since, oldest first."""
+        return [
+            cid
+            for cid, seen in sorted(self.open_conversations.items(), key=lambda kv: kv[1])
+            if seen < moment
+        ]
+
     def prune_open(self, older_than: datetime) -> None:
         """Stop tracking open conversations first seen before `older_than` (bounded state)."""
         self.open_conversations = {k: v for k, v in self.open_conversations.items() if v >= older_than}

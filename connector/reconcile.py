@@ -13,13 +13,14 @@ same way:
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from connector.records import HEADER_CONTENT_HASH, content_hash
 
@@ -53,15 +54,25 @@ def read_topic(bootstrap_servers: str, topic: str, *, timeout_s: float = 30.0) -
     try:
         metadata = consumer.list_topics(topic, timeout=timeout_s)
         partitions = sorted(metadata.topics[topic].partitions)
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1]
-            for p in partitions
-        }
+        ends = {p: _high_watermark(consumer, TopicPartition(topic, p), timeout_s) for p in partitions}
         todo = {p for p, end in ends.items() if end > 0}
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         return _drain(consumer, ends, todo, timeout_s)
     finally:
         consumer.close()
+
+
+def _high_watermark(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> int:
+    """The partition's end offset; retries while leadership settles (e.g. right after topic creation)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return int(consumer.get_watermark_offsets(tp, timeout=timeout_s)[1])
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if error is None or not error.retriable() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def _drain(consumer: Consumer, ends: dict[int, int], todo: set[int], timeout_s: float) -> list[TopicMessage]:

@@ -90,6 +90,10 @@ def loop_settings(settings: Settings) -> LoopSettings:
         poll_interval_s=w.poll_interval.total_seconds(),
         prune_after=longest + w.max_catchup_length + w.length * 2,
         exit_when_done=w.end is not None,
+        # Conversations still open after their window's last re-scan are followed by id, as often as the
+        # first re-scan happens; without re-scans nothing is re-fetched at all.
+        follow_open_interval_s=w.rescan_delays[0].total_seconds() if w.rescan_delays else None,
+        follow_open_after=longest,
     )
 
 
@@ -205,6 +209,7 @@ async def _run(
             progress=progress,
             metrics=metrics,
             in_flight=InFlightSnapshots(),
+            clock=clock,
         )
         connector = Connector(
             clock=clock,

@@ -234,3 +234,48 @@ def test_sigkill_at_random_instants_loses_nothing(
     assert killed_at, "the worker finished before it could be killed; make the run longer"
     assert result.missing == []
     assert result.identical_duplicates <= bound
+
+
+def test_conversation_open_past_its_last_rescan_is_followed_until_it_ends(
+    kafka_bootstrap: str, connector_runner: ConnectorRunner, tmp_path: Path
+) -> None:
+    """An e-mail thread that started yesterday and is still open after its window's last re-scan is not
+    returned by any of today's windows (start-day matching); the connector follows it by id until it ends."""
+    t0 = datetime.now(UTC) - timedelta(days=1)
+    config = SimulatorConfig(seed=4, history_days=0, volume_per_hour=0, reprocess_probability=0.0)
+    with start_simulator(config) as sim:
+        (cid,) = sim.control.add_conversations(
+            1, t0 + timedelta(minutes=1), duration_s=5 * 86400, media_type="email"
+        )
+        assert "conversationEnd" not in (sim.control.record(cid) or {})
+        topic = create_test_topic(kafka_bootstrap, "e2e-follow")
+        env = connector_env(
+            api_url=sim.base_url,
+            bootstrap=kafka_bootstrap,
+            topic=topic,
+            state_dir=tmp_path / "state",
+            extra={
+                "GENESYS_CONNECTOR__WINDOWS__START": _iso(t0),
+                "GENESYS_CONNECTOR__WINDOWS__LAG": "2s",
+                "GENESYS_CONNECTOR__WINDOWS__RESCAN_DELAYS": '["1s", "3s"]',
+            },
+        )
+        proc = connector_runner.start(env)
+
+        def versions() -> list[dict[str, str]]:
+            return [m.headers for m in read_topic(kafka_bootstrap, topic) if m.key == cid]
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(versions()) < 1:
+            time.sleep(0.5)
+        assert [h["genesys.ended"] for h in versions()] == ["false"], proc.log_tail()
+        time.sleep(6)  # past the last re-scan of its window (3 s) and into the follow-up regime
+        sim.control.mutate(cid, "end")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(h["genesys.ended"] == "true" for h in versions()):
+            time.sleep(0.5)
+        proc.terminate()
+        assert proc.wait(60) == 0, proc.log_tail()
+        final = versions()
+    assert final[-1]["genesys.ended"] == "true", final
+    assert final[-1]["genesys.pass"] == "open", "the ended version came from following the conversation by id"
