@@ -60,7 +60,9 @@ def main(args: argparse.Namespace) -> int:
     """Run the demo; exit 0 when the reconciliation is clean."""
     from connector.logs import configure_logging
 
-    configure_logging("WARNING", "text")
+    # Errors only: the injected faults make the connector log every retry at WARNING, which would break
+    # the progress line; the line itself counts the retries instead.
+    configure_logging("ERROR", "text")
     out = sys.stdout
     with contextlib.ExitStack() as stack:
         state_dir = args.state_dir or Path(
@@ -183,9 +185,11 @@ def _progress_line(metrics: ConnectorMetrics, elapsed: float) -> str:
     lag = _value(metrics, p + "lag_seconds")
     used = _value(metrics, p + "api_budget_utilization_ratio")
     requests = _value(metrics, p + "api_requests_total")
+    retries = _value(metrics, p + "api_retries_total")
     return (
         f"[{elapsed:5.0f}s] windows {windows:.0f} | re-scans {rescans:.0f} | published {published:.0f} | "
-        f"lag {_human(lag)} | API requests {requests:.0f}, budget used {used * 100:.0f}%"
+        f"lag {_human(lag)} | API requests {requests:.0f} ({retries:.0f} retried), "
+        f"budget used {used * 100:.0f}%"
     )
 
 
