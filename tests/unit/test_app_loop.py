@@ -1,0 +1,478 @@
+"""Connector.run(): bounded runs, resume, parallelism, retries (never skipped), fatal errors, graceful stop.
+
+Real Progress, PassRunner, WindowPlanner, FileCheckpointStore and ChangeStore (on tmp_path); the fetcher and
+the publisher are in-process fakes. The clock is a FakeClock set a day after the configured range, so every
+window and every settlement re-scan is due at once and no test waits for fake time to pass.
+
+`Connector._wait_for_progress` waits with `asyncio.wait(timeout=...)` on real time (see the report), so
+the retry tests use a clock whose monotonic time moves a little on every read and keep the back-off
+delays at a few hundredths of a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.app import Connector, LoopSettings
+from connector.changes import ChangeStore
+from connector.checkpoint import (
+    CheckpointState,
+    FileCheckpointStore,
+    PassProgress,
+    RescanEntry,
+    read_only_load,
+)
+from connector.clock import FakeClock
+from connector.config import load_config
+from connector.errors import PermissionDeniedError, RetriesExhaustedError, UpstreamUnavailableError
+from connector.fetcher import Page
+from connector.health import Heartbeat
+from connector.metrics import ConnectorMetrics
+from connector.passes import InFlightSnapshots, PassRunner
+from connector.progress import Progress
+from connector.publisher import BatchResult
+from connector.ratelimit import Pacer
+from connector.records import HEADER_PASS, OutboundMessage
+from connector.windows import Window, WindowPlanner, format_instant
+
+START = datetime(2026, 4, 30, 0, 0, tzinfo=UTC)
+END = datetime(2026, 4, 30, 2, 0, tzinfo=UTC)
+NOW = datetime(2026, 5, 1, 0, 0, tzinfo=UTC)  # a day after END: every re-scan is due
+HALF_HOUR = timedelta(minutes=30)
+WINDOWS = [Window(START + i * HALF_HOUR, START + (i + 1) * HALF_HOUR) for i in range(4)]
+SPACING = timedelta(minutes=5)  # one conversation every 5 minutes: 6 per window, 24 in all
+PAGE_SIZE = 2
+RUN_TIMEOUT_S = 3.0  # a hang guard, not a timing assertion: healthy runs take well under a second
+
+
+def env(**extra: str) -> dict[str, str]:
+    base = {
+        "GENESYS__API_BASE_URL": "https://api.example.test",
+        "GENESYS__LOGIN_BASE_URL": "https://login.example.test",
+        "GENESYS__CLIENT_ID": "client-id",
+        "GENESYS__CLIENT_SECRET": "client-secret",
+        "WINDOWS__START": format_instant(START),
+        "WINDOWS__END": format_instant(END),
+        "WINDOWS__LENGTH": "15m",
+        "WINDOWS__MAX_CATCHUP_LENGTH": "30m",
+        "WINDOWS__LAG": "2m",
+        "WINDOWS__RESCAN_DELAYS": "15m,1h",
+    }
+    return {f"GENESYS_CONNECTOR__{k}": v for k, v in {**base, **extra}.items()}
+
+
+def record(at: datetime, pass_no: int) -> dict[str, Any]:
+    """Conversations starting at :05, :15... are still open on the first pass and end before pass 1."""
+    cid = f"c-{at:%H%M}"
+    rec: dict[str, Any] = {"conversationId": cid, "conversationStart": format_instant(at)}
+    if pass_no > 0 or at.minute % 10 == 0:
+        rec["conversationEnd"] = format_instant(at + timedelta(minutes=3))
+    return rec
+
+
+ALL_IDS = {record(START + i * SPACING, 0)["conversationId"] for i in range(24)}
+OPEN_ON_FIRST_PASS = {f"c-{(START + i * SPACING):%H%M}" for i in range(1, 24, 2)}
+
+
+class SteppingClock(FakeClock):
+    """A FakeClock whose time moves `step_s` whenever the monotonic clock is read (back-offs elapse)."""
+
+    def __init__(self, start: datetime, step_s: float) -> None:
+        super().__init__(start)
+        self.step_s = step_s
+
+    def monotonic(self) -> float:
+        self.advance(self.step_s)
+        return super().monotonic()
+
+    def peek(self) -> float:
+        return super().monotonic()
+
+
+@dataclass
+class Call:
+    window: Window
+    pass_no: int
+    start_page: int
+    mono: float
+
+
+@dataclass(repr=False)
+class GridFetcher:
+    """One conversation every 5 minutes, `PAGE_SIZE` per page; failures and a gate can be planted.
+
+    `failures[(window_start, pass_no)]` lists, attempt by attempt, `(page, error)` to raise at that page.
+    With `gate` set, every pass waits for it before yielding page `gate_page` (tests of stopping).
+    """
+
+    clock: FakeClock
+    failures: dict[tuple[datetime, int], deque[tuple[int, BaseException]]] = field(default_factory=dict)
+    gate: asyncio.Event | None = None
+    gate_page: int = 2
+    calls: list[Call] = field(default_factory=list)
+    waiting: set[tuple[Window, int]] = field(default_factory=set)
+    active: int = 0
+    max_active: int = 0
+
+    def _mono(self) -> float:
+        clock = self.clock
+        return clock.peek() if isinstance(clock, SteppingClock) else clock.monotonic()
+
+    def pages(self, window: Window, pass_no: int) -> list[list[dict[str, Any]]]:
+        first = START + ((window.start - START + SPACING - timedelta(microseconds=1)) // SPACING) * SPACING
+        records = []
+        at = first
+        while at < window.end:
+            records.append(record(at, pass_no))
+            at += SPACING
+        return [records[i : i + PAGE_SIZE] for i in range(0, len(records), PAGE_SIZE)]
+
+    async def fetch(
+        self,
+        window: Window,
+        pass_no: int,
+        *,
+        start_page: int = 1,
+        on_request: Callable[[], None] | None = None,
+    ) -> AsyncIterator[Page]:
+        self.calls.append(Call(window, pass_no, start_page, self._mono()))
+        planned = self.failures.get((window.start, pass_no))
+        failure = planned.popleft() if planned else None
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        try:
+            for number, chunk in enumerate(self.pages(window, pass_no), start=1):
+                if number < start_page:
+                    continue
+                await asyncio.sleep(0)
+                if on_request is not None:
+                    on_request()
+                if failure is not None and failure[0] == number:
+                    raise failure[1]
+                if self.gate is not None and number >= self.gate_page:
+                    self.waiting.add((window, pass_no))
+                    await self.gate.wait()
+                yield Page(window, pass_no, number, chunk, self.clock.now(), None, window)
+            if on_request is not None:
+                on_request()
+        finally:
+            self.active -= 1
+
+    async def follow_open(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        return []
+
+
+class AckingPublisher:
+    """Acknowledges every batch; remembers the messages in publish order."""
+
+    def __init__(self) -> None:
+        self.messages: list[OutboundMessage] = []
+        self.flushed = 0
+
+    async def publish(self, messages: Sequence[OutboundMessage]) -> BatchResult:
+        self.messages.extend(messages)
+        await asyncio.sleep(0)
+        return BatchResult(acked=len(messages))
+
+    def flush(self, timeout_s: float) -> int:
+        self.flushed += 1
+        return 0
+
+
+class World:
+    """A Connector over the fakes; `state` (if given) is saved as the checkpoint before it starts."""
+
+    def __init__(
+        self,
+        directory: Path,
+        clock: FakeClock,
+        loop: LoopSettings,
+        *,
+        state: CheckpointState | None = None,
+        **env_extra: str,
+    ) -> None:
+        self.directory = directory
+        self.clock = clock
+        settings = load_config(None, environ=env(**{"CHECKPOINT__DIRECTORY": str(directory), **env_extra}))
+        self.metrics = ConnectorMetrics()
+        self.store = FileCheckpointStore(directory, clock)
+        self.store.lock()
+        if state is not None:
+            self.store.save(state)
+        self.progress = Progress(
+            self.store.load(), rescan_delays=settings.windows.rescan_delays, version="t", fingerprint="fp"
+        )
+        self.changes = ChangeStore(directory)
+        self.fetcher = GridFetcher(clock)
+        self.publisher = AckingPublisher()
+        runner = PassRunner(
+            fetcher=self.fetcher,  # type: ignore[arg-type]
+            publisher=self.publisher,  # type: ignore[arg-type]
+            changes=self.changes,
+            progress=self.progress,
+            metrics=self.metrics,
+            in_flight=InFlightSnapshots(),
+        )
+        self.connector = Connector(
+            clock=clock,
+            metrics=self.metrics,
+            planner=WindowPlanner(settings.windows, clock),
+            progress=self.progress,
+            runner=runner,
+            publisher=self.publisher,  # type: ignore[arg-type]
+            checkpoints=self.store,
+            changes=self.changes,
+            pacer=Pacer.from_config(settings.genesys, clock=clock, metrics=self.metrics),
+            heartbeat=Heartbeat(clock, max_age_s=60.0),
+            settings=loop,
+            max_catchup_length=settings.windows.max_catchup_length,
+        )
+
+    def run(self) -> None:
+        asyncio.run(asyncio.wait_for(self.connector.run(), RUN_TIMEOUT_S))
+
+    def checkpoint(self) -> CheckpointState:
+        state = read_only_load(self.directory)
+        assert state is not None, "no checkpoint was written"
+        return state
+
+    def calls_for(self, window: Window, pass_no: int) -> list[Call]:
+        return [c for c in self.fetcher.calls if c.window == window and c.pass_no == pass_no]
+
+    def close(self) -> None:
+        self.changes.close()
+        self.store.close()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[Callable[..., World]]:
+    made: list[World] = []
+
+    def factory(clock: FakeClock | None = None, loop: LoopSettings | None = None, **kwargs: Any) -> World:
+        w = World(tmp_path / f"state{len(made)}", clock or FakeClock(NOW), loop or LoopSettings(), **kwargs)
+        made.append(w)
+        return w
+
+    yield factory
+    for w in made:
+        w.close()
+
+
+def published_passes(w: World) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for m in w.publisher.messages:
+        out.setdefault(m.headers[HEADER_PASS], set()).add(m.key)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ bounded run
+
+
+def test_bounded_run_completes_every_first_pass_and_rescan_and_checkpoints_the_end(
+    world: Callable[..., World],
+) -> None:
+    w = world()
+    w.run()
+
+    state = w.checkpoint()
+    assert state.watermark == END
+    assert state.planned_until == END
+    assert state.in_progress == []
+    assert state.rescans == []
+    assert {k: v for k, v in state.stats.items() if k.startswith("passes_completed")} == {
+        "passes_completed_0": 4,
+        "passes_completed_1": 4,
+        "passes_completed_2": 4,
+    }
+    for window in WINDOWS:
+        for pass_no in (0, 1, 2):
+            assert [c.start_page for c in w.calls_for(window, pass_no)] == [1], (window, pass_no)
+    by_pass = published_passes(w)
+    assert by_pass["0"] == ALL_IDS
+    assert by_pass["1"] == OPEN_ON_FIRST_PASS, "only what changed after the first pass is re-published"
+    assert "2" not in by_pass
+    assert state.open_conversations == {}
+    assert w.publisher.flushed == 1
+
+
+def test_resumes_in_flight_passes_from_their_next_page(world: Callable[..., World]) -> None:
+    state = CheckpointState(
+        watermark=WINDOWS[1].start,
+        planned_until=WINDOWS[1].end,
+        in_progress=[
+            PassProgress(window_start=WINDOWS[1].start, window_end=WINDOWS[1].end, pass_no=0, next_page=3)
+        ],
+    )
+    w = world(state=state)
+    w.run()
+
+    assert [c.start_page for c in w.calls_for(WINDOWS[1], 0)] == [3]
+    assert w.calls_for(WINDOWS[0], 0) == [], "windows before the watermark are not read again"
+    assert [c.start_page for c in w.calls_for(WINDOWS[2], 0)] == [1]
+    assert w.checkpoint().watermark == END
+
+
+def test_running_passes_never_exceed_max_parallel_passes(world: Callable[..., World]) -> None:
+    """After downtime many re-scans are due at once; they must still run `max_parallel_passes` at a time."""
+    due = NOW - timedelta(hours=1)
+    earlier = [Window(w.start - timedelta(hours=2), w.end - timedelta(hours=2)) for w in WINDOWS]
+    rescans = [RescanEntry(window_start=w.start, window_end=w.end, pass_no=1, due_at=due) for w in WINDOWS]
+    rescans += [RescanEntry(window_start=w.start, window_end=w.end, pass_no=2, due_at=due) for w in earlier]
+    state = CheckpointState(watermark=END, planned_until=END, rescans=rescans)
+    w = world(loop=LoopSettings(max_parallel_passes=2, live_parallel_passes=2), state=state)
+
+    w.run()
+
+    assert len(w.fetcher.calls) == 12, "4 pass-1 and 4 pass-2 re-scans due, then pass 2 of the first 4"
+    assert w.fetcher.max_active <= 2, f"{w.fetcher.max_active} passes ran at once with a limit of 2"
+    assert w.checkpoint().rescans == []
+
+
+def test_first_passes_respect_max_parallel_passes(world: Callable[..., World]) -> None:
+    w = world(loop=LoopSettings(max_parallel_passes=3, live_parallel_passes=1), WINDOWS__RESCAN_DELAYS="[]")
+    w.run()
+    assert len(w.fetcher.calls) == 4
+    assert w.fetcher.max_active == 3, "three windows at once while behind, never four"
+    assert w.checkpoint().watermark == END
+
+
+# ------------------------------------------------------------------------------------------ retries
+
+
+# Without a back-off the loop would restart a failed pass ~0.04 fake seconds later (4 clock reads).
+RETRY_DELAY_S = 0.1
+
+
+def retry_loop() -> LoopSettings:
+    return LoopSettings(retry_delay_s=RETRY_DELAY_S, retry_delay_max_s=1.0, checkpoint_interval_s=0.05)
+
+
+def test_pass_failing_with_a_retriable_error_is_retried_from_its_acked_page_with_backoff(
+    world: Callable[..., World],
+) -> None:
+    clock = SteppingClock(NOW, step_s=0.01)
+    # One pass at a time and the failing window last: while it waits for its retry the loop is idle, so
+    # the fake time between attempts is the back-off and nothing else.
+    loop = replace(retry_loop(), max_parallel_passes=1, live_parallel_passes=1)
+    w = world(clock=clock, loop=loop)
+    broken = WINDOWS[3]
+    w.fetcher.failures[(broken.start, 0)] = deque(
+        (2, UpstreamUnavailableError("service unavailable", reason="http_5xx", status=503)) for _ in range(2)
+    )
+
+    w.run()
+
+    attempts = w.calls_for(broken, 0)
+    assert [c.start_page for c in attempts] == [1, 2, 2], "retried from the page after the last acked one"
+    assert attempts[1].mono - attempts[0].mono >= RETRY_DELAY_S
+    assert attempts[2].mono - attempts[1].mono >= 2 * RETRY_DELAY_S, "the back-off doubles"
+    state = w.checkpoint()
+    assert state.watermark == END
+    assert state.rescans == []
+    assert state.stats["passes_completed_0"] == 4
+    assert state.stats["passes_completed_2"] == 4
+    assert published_passes(w)["0"] == ALL_IDS, "the failing window was not skipped"
+    snapshots = Counter((m.key, m.content_hash) for m in w.publisher.messages)
+    assert max(snapshots.values()) == 1, "acked pages are not published again"
+    assert state.last_error is not None
+    assert "status=503" in state.last_error.message
+
+
+def test_retries_exhausted_in_a_pass_is_retried_not_fatal(world: Callable[..., World]) -> None:
+    clock = SteppingClock(NOW, step_s=0.01)
+    w = world(clock=clock, loop=retry_loop(), WINDOWS__RESCAN_DELAYS="[]")
+    w.fetcher.failures[(WINDOWS[0].start, 0)] = deque(
+        [(1, RetriesExhaustedError("429 after 6 attempts", last=None))]
+    )
+
+    w.run()
+
+    assert [c.start_page for c in w.calls_for(WINDOWS[0], 0)] == [1, 1]
+    assert w.checkpoint().watermark == END
+
+
+# ------------------------------------------------------------------------------------------ fatal
+
+
+def test_fatal_error_stops_the_loop_writes_a_final_checkpoint_and_is_raised(
+    world: Callable[..., World],
+) -> None:
+    w = world(loop=LoopSettings(max_parallel_passes=1, live_parallel_passes=1))
+    denied = PermissionDeniedError("missing permission", status=403, endpoint="details_query")
+    w.fetcher.failures[(WINDOWS[2].start, 0)] = deque([(1, denied)])
+
+    with pytest.raises(PermissionDeniedError):
+        w.run()
+
+    state = w.checkpoint()
+    assert state.last_error is not None
+    assert state.last_error.message == str(denied)
+    assert state.watermark == WINDOWS[2].start
+    assert [(p.window_start, p.pass_no, p.next_page) for p in state.in_progress] == [
+        (WINDOWS[2].start, 0, 1)
+    ], "the failed pass is kept so a restart resumes it"
+    assert state.stats["passes_completed_0"] == 2
+    assert w.calls_for(WINDOWS[3], 0) == [], "no new window after a fatal error"
+    assert len(w.calls_for(WINDOWS[2], 0)) == 1, "a fatal error is not retried"
+    assert w.publisher.flushed == 1
+
+
+# ------------------------------------------------------------------------------------------ stop
+
+
+def test_request_stop_lets_in_flight_pages_finish_and_saves_passes_with_their_next_page(
+    world: Callable[..., World],
+) -> None:
+    w = world(loop=LoopSettings(max_parallel_passes=2, live_parallel_passes=2))
+    gate = w.fetcher.gate = asyncio.Event()
+
+    async def scenario() -> None:
+        task = asyncio.create_task(w.connector.run())
+        while len(w.fetcher.waiting) < 2:
+            await asyncio.sleep(0.001)
+        w.connector.request_stop()
+        gate.set()  # the pages being fetched arrive; no further page is asked for
+        await asyncio.wait_for(task, RUN_TIMEOUT_S)
+
+    asyncio.run(asyncio.wait_for(scenario(), 2 * RUN_TIMEOUT_S))
+
+    state = w.checkpoint()
+    assert [(p.window_start, p.pass_no, p.next_page) for p in state.in_progress] == [
+        (WINDOWS[0].start, 0, 3),
+        (WINDOWS[1].start, 0, 3),
+    ]
+    assert state.watermark == WINDOWS[0].start
+    assert state.planned_until == WINDOWS[1].end
+    assert all(call.window in WINDOWS[:2] for call in w.fetcher.calls)
+    assert w.publisher.flushed == 1
+
+
+def test_request_stop_cancels_passes_stuck_past_the_grace_period_and_keeps_their_acked_page(
+    world: Callable[..., World],
+) -> None:
+    w = world(loop=LoopSettings(max_parallel_passes=2, live_parallel_passes=2, shutdown_grace_s=0.05))
+    w.fetcher.gate = asyncio.Event()  # never set: page 2 never arrives
+
+    async def scenario() -> None:
+        task = asyncio.create_task(w.connector.run())
+        while len(w.fetcher.waiting) < 2:
+            await asyncio.sleep(0.001)
+        w.connector.request_stop()
+        await asyncio.wait_for(task, RUN_TIMEOUT_S)
+
+    asyncio.run(asyncio.wait_for(scenario(), 2 * RUN_TIMEOUT_S))
+
+    state = w.checkpoint()
+    assert [(p.window_start, p.next_page) for p in state.in_progress] == [
+        (WINDOWS[0].start, 2),
+        (WINDOWS[1].start, 2),
+    ]
+    assert state.watermark == WINDOWS[0].start

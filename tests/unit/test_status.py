@@ -1,0 +1,163 @@
+"""`genesys-connector status`: the checkpoint as a report, text or JSON, read-only and without secrets."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from connector.checkpoint import (
+    CheckpointState,
+    FileCheckpointStore,
+    LastError,
+    PassProgress,
+    RescanEntry,
+)
+from connector.clock import FakeClock
+from connector.config import Settings, load_config
+from connector.status import render_status, status_report
+
+T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+NOW = T0 + timedelta(hours=1, minutes=30)
+CLIENT_SECRET = "Gen3sys-Client-S3cret-do-not-print"
+SASL_PASSWORD = "Kafka-SASL-Pa55word-do-not-print"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    env = {
+        "GENESYS__API_BASE_URL": "https://api.example.test",
+        "GENESYS__LOGIN_BASE_URL": "https://login.example.test",
+        "GENESYS__CLIENT_ID": "client-id",
+        "GENESYS__CLIENT_SECRET": CLIENT_SECRET,
+        "KAFKA__TOPIC": "genesys.status.test",
+        "KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
+        "KAFKA__SASL_USERNAME": "connector",
+        "KAFKA__SASL_PASSWORD": SASL_PASSWORD,
+        "CHECKPOINT__DIRECTORY": str(tmp_path / "state"),
+    }
+    return load_config(None, environ={f"GENESYS_CONNECTOR__{k}": v for k, v in env.items()})
+
+
+def saved_state() -> CheckpointState:
+    minutes = timedelta(minutes=5)
+    return CheckpointState(
+        watermark=T0,
+        planned_until=T0 + 2 * minutes,
+        in_progress=[
+            PassProgress(window_start=T0, window_end=T0 + minutes, pass_no=0, next_page=4),
+            PassProgress(window_start=T0 + minutes, window_end=T0 + 2 * minutes, pass_no=0, next_page=1),
+        ],
+        rescans=[
+            RescanEntry(
+                window_start=T0 - minutes, window_end=T0, pass_no=1, due_at=T0 + timedelta(minutes=15)
+            ),
+            RescanEntry(
+                window_start=T0 - 2 * minutes,
+                window_end=T0 - minutes,
+                pass_no=1,
+                due_at=T0 + timedelta(minutes=10),
+            ),
+            RescanEntry(
+                window_start=T0 - 4 * minutes, window_end=T0, pass_no=2, due_at=T0 + timedelta(hours=2)
+            ),
+        ],
+        open_conversations={"c1": T0, "c2": T0},
+        last_error=LastError(at=T0 + timedelta(minutes=20), message="upstream unavailable status=503"),
+        connector_version="9.9.9",
+        stats={"published": 120, "passes_completed_0": 30},
+    )
+
+
+def write_checkpoint(settings: Settings, state: CheckpointState, at: datetime = T0) -> None:
+    with FileCheckpointStore(settings.checkpoint.directory, FakeClock(at)) as store:
+        store.save(state)
+
+
+def test_no_checkpoint_says_so(settings: Settings) -> None:
+    report = status_report(settings, clock=FakeClock(NOW))
+    assert report["state"].startswith("no checkpoint yet")
+    assert report["topic"] == "genesys.status.test"
+    assert report["checkpoint_directory"] == str(settings.checkpoint.directory)
+    assert "watermark" not in report
+    assert "no checkpoint yet" in render_status(settings, clock=FakeClock(NOW))
+
+
+def test_report_shows_watermark_lag_rescans_by_pass_and_last_error(settings: Settings) -> None:
+    write_checkpoint(settings, saved_state(), at=T0 + timedelta(minutes=25))
+
+    report = status_report(settings, clock=FakeClock(NOW))
+
+    assert report["watermark"] == "2026-05-01T10:00:00Z"
+    assert report["lag_seconds"] == 5400.0
+    assert report["planned_until"] == "2026-05-01T10:10:00Z"
+    assert report["checkpoint_written_at"] == "2026-05-01T10:25:00Z"
+    assert report["rescans_pending"] == 3
+    assert report["rescans_pending_by_pass"] == {"1": 2, "2": 1}
+    assert report["next_rescan_due"] == "2026-05-01T10:10:00Z"
+    assert report["in_progress"] == [
+        {"window": "2026-05-01T10:00:00Z/2026-05-01T10:05:00Z", "pass": 0, "next_page": 4},
+        {"window": "2026-05-01T10:05:00Z/2026-05-01T10:10:00Z", "pass": 0, "next_page": 1},
+    ]
+    assert report["last_error"] == {
+        "at": "2026-05-01T10:20:00Z",
+        "message": "upstream unavailable status=503",
+    }
+    assert report["state"].startswith("ok (an error was recorded")
+    assert report["open_conversations"] == 2
+    assert report["stats"] == {"published": 120, "passes_completed_0": 30}
+    assert report["connector_version"] == "9.9.9"
+
+
+def test_checkpoint_without_error_or_watermark_is_ok_with_empty_fields(settings: Settings) -> None:
+    write_checkpoint(settings, CheckpointState())
+    report = status_report(settings, clock=FakeClock(NOW))
+    assert report["state"] == "ok"
+    assert report["watermark"] is None
+    assert report["lag_seconds"] is None
+    assert report["last_error"] is None
+    assert report["rescans_pending_by_pass"] == {}
+    assert report["next_rescan_due"] is None
+
+
+def test_json_form_parses_to_the_report(settings: Settings) -> None:
+    write_checkpoint(settings, saved_state())
+    clock = FakeClock(NOW)
+    text = render_status(settings, as_json=True, clock=clock)
+    assert json.loads(text) == status_report(settings, clock=clock)
+
+
+def test_text_form_has_one_line_per_field_and_lists_passes_in_progress(settings: Settings) -> None:
+    write_checkpoint(settings, saved_state())
+    text = render_status(settings, clock=FakeClock(NOW))
+    lines = text.splitlines()
+    assert any(line.startswith("watermark") and line.endswith("2026-05-01T10:00:00Z") for line in lines)
+    assert any(line.startswith("rescans_pending_by_pass") and line.endswith("1=2, 2=1") for line in lines)
+    assert any(line.startswith("in_progress") and "2 pass(es)" in line for line in lines)
+    assert any("pass 0 next page 4" in line for line in lines)
+    assert any(line.startswith("last_error") and "status=503" in line for line in lines)
+
+
+def test_status_reads_while_a_live_worker_holds_the_lock_and_writes_nothing(settings: Settings) -> None:
+    write_checkpoint(settings, saved_state())
+    path = settings.checkpoint.directory / "checkpoint.json"
+    before = path.read_bytes()
+    with FileCheckpointStore(settings.checkpoint.directory, FakeClock(T0)):  # the running connector
+        report = status_report(settings, clock=FakeClock(NOW))
+    assert report["watermark"] == "2026-05-01T10:00:00Z"
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in settings.checkpoint.directory.iterdir()) == [".lock", "checkpoint.json"]
+
+
+@pytest.mark.parametrize("with_checkpoint", [False, True])
+def test_no_secret_appears_in_text_or_json(settings: Settings, with_checkpoint: bool) -> None:
+    if with_checkpoint:
+        write_checkpoint(settings, saved_state())
+    for as_json in (False, True):
+        out = render_status(settings, as_json=as_json, clock=FakeClock(NOW))
+        assert CLIENT_SECRET not in out
+        assert SASL_PASSWORD not in out
+        assert "client-id" not in out, "no configuration value except the topic and the directory"
