@@ -166,9 +166,9 @@ class Connector:
             if key in running or (retry is not None and retry.due > mono):
                 continue
             self._start(key, st.resume_page.pop(key))
-        if len(st.tasks) < limit:
-            for key in self._progress.take_due_rescans(now, max_length=self._max_catchup):
-                self._start(key, 1)
+        free = limit - len(st.tasks)
+        for key in self._progress.take_due_rescans(now, max_length=self._max_catchup, limit=free):
+            self._start(key, 1)
         while len(st.tasks) < limit:
             window = self._planner.next_window(self._progress.planned_until)
             if window is None:
@@ -204,12 +204,15 @@ class Connector:
         if st.follow_task is not None:
             waiters.add(st.follow_task)  # type: ignore[arg-type]
         stop_wait = asyncio.ensure_future(self._stop.wait())
+        # The timer sleeps on the injected clock, so tests with a fake clock never wait in real time.
+        timer = asyncio.ensure_future(self._clock.sleep(self._next_wakeup_s()))
         waiters.add(stop_wait)  # type: ignore[arg-type]
-        timeout = self._next_wakeup_s()
+        waiters.add(timer)  # type: ignore[arg-type]
         try:
-            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop_wait.cancel()
+            timer.cancel()
 
     def _next_wakeup_s(self) -> float:
         """How long the loop may sleep: until the next retry, re-scan or window, capped for housekeeping."""

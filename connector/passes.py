@@ -79,8 +79,15 @@ class InFlightSnapshots:
     def add(self, cid: str, digest: str, observed_at: datetime) -> None:
         self._by_id[cid] = _Pending(digest, observed_at)
 
+    def newer_acked(self, cid: str, observed_at: datetime) -> bool:
+        """True if a snapshot observed after `observed_at` was already acknowledged (acks out of order)."""
+        acked = self._acked.get(cid)
+        return acked is not None and acked > observed_at
+
     def acked(self, cid: str, observed_at: datetime) -> None:
-        self._acked[cid] = observed_at
+        """Remember the latest acknowledged observation (acks may arrive out of order)."""
+        previous = self._acked.get(cid)
+        self._acked[cid] = observed_at if previous is None else max(previous, observed_at)
         self._acked.move_to_end(cid)
         if len(self._acked) > self._remember:
             self._acked.popitem(last=False)
@@ -231,9 +238,11 @@ class PassRunner:
                 key, page_number = context if context is not None else (None, 0)
                 raise BatchNotDelivered(key, page_number, [f.error for f in result.failures])
             # Record the hashes before releasing the in-flight entries, so no concurrent pass ever sees
-            # neither and publishes the same snapshot twice.
-            self._changes.put_many(((s.cid, s.digest, s.start) for s in selected), observed_at)
-            for s in selected:
+            # neither and publishes the same snapshot twice. A newer snapshot of the same conversation
+            # whose batch was acknowledged first keeps its hash: Kafka's latest message is that one.
+            current = [s for s in selected if not self._in_flight.newer_acked(s.cid, observed_at)]
+            self._changes.put_many(((s.cid, s.digest, s.start) for s in current), observed_at)
+            for s in current:
                 self._in_flight.acked(s.cid, observed_at)
         finally:
             for s in selected:

@@ -88,23 +88,31 @@ class Progress:
         self.planned_until = window.end
         return key
 
-    def take_due_rescans(self, now: datetime, *, max_length: timedelta) -> list[PassKey]:
+    def take_due_rescans(
+        self, now: datetime, *, max_length: timedelta, limit: int | None = None
+    ) -> list[PassKey]:
         """Remove the re-scans due at `now` and return them as passes, merging adjacent windows.
 
         Contiguous windows due for the same pass number are fetched as one interval (up to `max_length`):
-        one query instead of many means fewer requests and fewer boundary duplicates.
+        one query instead of many means fewer requests and fewer boundary duplicates. At most `limit`
+        merged passes are taken (the rest stay scheduled), so a backlog of due re-scans after downtime
+        respects the parallelism limit.
         """
         due = [r for r in self.rescans if r.due_at <= now]
-        if not due:
+        if not due or (limit is not None and limit <= 0):
             return []
-        self.rescans = [r for r in self.rescans if r.due_at > now]
         keys: list[PassKey] = []
+        taken: set[tuple[datetime, datetime, int]] = set()
         for pass_no in sorted({r.pass_no for r in due}):
             spans = sorted((r.window_start, r.window_end) for r in due if r.pass_no == pass_no)
             for start, end in _merge(spans, max_length):
+                if limit is not None and len(keys) >= limit:
+                    break
                 key = PassKey(Window(start, end), pass_no)
                 self.in_progress[key] = 1
                 keys.append(key)
+                taken.update((s, e, pass_no) for s, e in spans if start <= s and e <= end)
+        self.rescans = [r for r in self.rescans if (r.window_start, r.window_end, r.pass_no) not in taken]
         return keys
 
     def page_acked(self, key: PassKey, page_number: int) -> None:
