@@ -173,6 +173,7 @@ class ConnectorRun:
     peak_rss_bytes: int  # kernel's ru_maxrss of the reaped child
     peak_rss_polled_bytes: int  # max of the psutil samples
     rss_samples: int
+    rss_timeline: list[tuple[float, int]]  # (seconds since start, RSS bytes), about one per second
     events: LogEvents
     log_path: Path
 
@@ -223,6 +224,7 @@ def run_connector(
     tail = _LogTail(log_path)
     events = LogEvents()
     peak = samples = 0
+    timeline: list[tuple[float, int]] = []
     cpu_at_start: float | None = None
     stop_sent_at: float | None = None
     try:
@@ -231,8 +233,12 @@ def run_connector(
             if pid:
                 break
             with contextlib.suppress(psutil.Error):
-                peak = max(peak, ps.memory_info().rss)
+                rss = ps.memory_info().rss
+                peak = max(peak, rss)
                 samples += 1
+                now = time.monotonic() - began
+                if not timeline or now - timeline[-1][0] >= 1.0:
+                    timeline.append((round(now, 1), rss))
             for line in tail.lines():
                 if events.feed(line) == STARTED_MSG and cpu_at_start is None:
                     with contextlib.suppress(psutil.Error):
@@ -264,6 +270,7 @@ def run_connector(
         peak_rss_bytes=usage.ru_maxrss * 1024,
         peak_rss_polled_bytes=peak,
         rss_samples=samples,
+        rss_timeline=timeline,
         events=events,
         log_path=log_path,
     )

@@ -49,6 +49,7 @@ def _run_details(run: ConnectorRun) -> dict[str, Any]:
         "peak_rss_mb": round(run.peak_rss_bytes / MB, 1),
         "peak_rss_polled_mb": round(run.peak_rss_polled_bytes / MB, 1),
         "rss_samples": run.rss_samples,
+        "rss_timeline_mb": [(t, round(b / MB, 1)) for t, b in run.rss_timeline],
         "errors_logged": run.events.errors[:10],
     }
 
