@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,8 @@ def create_test_topic(bootstrap: str, prefix: str, partitions: int = 3) -> str:
     name = f"{prefix}.{uuid.uuid4().hex[:8]}"
     create_topic(bootstrap, name, partitions)
     return name
+
+
+def iso_z(moment: datetime) -> str:
+    """An instant as the connector's config takes it: ISO-8601 UTC with milliseconds and `Z`."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from e2e_fixtures import ConnectorRunner, connector_env, create_test_topic, wait_for
+from e2e_fixtures import ConnectorRunner, connector_env, create_test_topic, iso_z, wait_for
 
 from connector.broker.launcher import free_ports
 from connector.checkpoint import read_only_load
@@ -25,10 +25,6 @@ from connector.reconcile import read_topic, reconcile
 from connector.simulator import SimulatorConfig, start_simulator
 
 SECRET = "s3cr3t-value-that-must-never-leak"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def _cli(
@@ -62,7 +58,7 @@ def test_sigterm_stops_gracefully_then_resumes_without_loss(
             topic=topic,
             state_dir=tmp_path / "state",
             extra={
-                "GENESYS_CONNECTOR__WINDOWS__START": _iso(start),
+                "GENESYS_CONNECTOR__WINDOWS__START": iso_z(start),
                 "GENESYS_CONNECTOR__WINDOWS__MAX_CATCHUP_LENGTH": "20m",
                 "GENESYS_CONNECTOR__WINDOWS__LENGTH": "10s",
                 "GENESYS_CONNECTOR__WINDOWS__LAG": "3s",
@@ -95,7 +91,7 @@ def test_sigterm_stops_gracefully_then_resumes_without_loss(
         resumed = connector_runner.start(
             {
                 **env,
-                "GENESYS_CONNECTOR__WINDOWS__END": _iso(end),
+                "GENESYS_CONNECTOR__WINDOWS__END": iso_z(end),
                 "GENESYS_CONNECTOR__WINDOWS__RESCAN_DELAYS": "[]",
             }
         )

@@ -19,17 +19,13 @@ from typing import Any
 
 import orjson
 import pytest
-from e2e_fixtures import ConnectorRunner, connector_env, create_test_topic
+from e2e_fixtures import ConnectorRunner, connector_env, create_test_topic, iso_z
 
 from connector.checkpoint import read_only_load
 from connector.reconcile import read_topic, reconcile
 from connector.simulator import SimulatorConfig, start_simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def _history_across_midnight(hours_each_side: float = 2.0) -> tuple[datetime, datetime]:
@@ -84,8 +80,8 @@ def test_every_conversation_delivered_and_settled_through_faults(
             topic=topic1,
             state_dir=tmp_path / "state1",
             extra={
-                "GENESYS_CONNECTOR__WINDOWS__START": _iso(h_start),
-                "GENESYS_CONNECTOR__WINDOWS__END": _iso(h_end),
+                "GENESYS_CONNECTOR__WINDOWS__START": iso_z(h_start),
+                "GENESYS_CONNECTOR__WINDOWS__END": iso_z(h_end),
                 "GENESYS_CONNECTOR__WINDOWS__MAX_CATCHUP_LENGTH": "1h",
                 "GENESYS_CONNECTOR__WINDOWS__RESCAN_DELAYS": '["1s", "2s"]',
             },
@@ -106,8 +102,8 @@ def test_every_conversation_delivered_and_settled_through_faults(
             topic=topic2,
             state_dir=tmp_path / "state2",
             extra={
-                "GENESYS_CONNECTOR__WINDOWS__START": _iso(h_start),
-                "GENESYS_CONNECTOR__WINDOWS__END": _iso(end),
+                "GENESYS_CONNECTOR__WINDOWS__START": iso_z(h_start),
+                "GENESYS_CONNECTOR__WINDOWS__END": iso_z(end),
                 "GENESYS_CONNECTOR__WINDOWS__LENGTH": "5s",
                 "GENESYS_CONNECTOR__WINDOWS__MAX_CATCHUP_LENGTH": "1h",
                 "GENESYS_CONNECTOR__WINDOWS__LAG": "3s",
@@ -164,8 +160,8 @@ def test_filters_publish_nothing_outside_them(
             topic=topic,
             state_dir=tmp_path / "state",
             extra={
-                "GENESYS_CONNECTOR__WINDOWS__START": _iso(h_start),
-                "GENESYS_CONNECTOR__WINDOWS__END": _iso(h_end),
+                "GENESYS_CONNECTOR__WINDOWS__START": iso_z(h_start),
+                "GENESYS_CONNECTOR__WINDOWS__END": iso_z(h_end),
                 "GENESYS_CONNECTOR__WINDOWS__RESCAN_DELAYS": "[]",
                 "GENESYS_CONNECTOR__WINDOWS__FILTERS__MEDIA_TYPES": '["voice"]',
             },
@@ -203,8 +199,8 @@ def test_sigkill_at_random_instants_loses_nothing(
             topic=topic,
             state_dir=tmp_path / "state",
             extra={
-                "GENESYS_CONNECTOR__WINDOWS__START": _iso(h_start),
-                "GENESYS_CONNECTOR__WINDOWS__END": _iso(h_end),
+                "GENESYS_CONNECTOR__WINDOWS__START": iso_z(h_start),
+                "GENESYS_CONNECTOR__WINDOWS__END": iso_z(h_end),
                 "GENESYS_CONNECTOR__WINDOWS__MAX_CATCHUP_LENGTH": "30m",
                 "GENESYS_CONNECTOR__WINDOWS__RESCAN_DELAYS": "[]",
             },
@@ -255,7 +251,7 @@ def test_conversation_open_past_its_last_rescan_is_followed_until_it_ends(
             topic=topic,
             state_dir=tmp_path / "state",
             extra={
-                "GENESYS_CONNECTOR__WINDOWS__START": _iso(t0),
+                "GENESYS_CONNECTOR__WINDOWS__START": iso_z(t0),
                 "GENESYS_CONNECTOR__WINDOWS__LAG": "2s",
                 "GENESYS_CONNECTOR__WINDOWS__RESCAN_DELAYS": '["1s", "3s"]',
             },

@@ -15,17 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_fixtures import ConnectorRunner, connector_env, create_test_topic
+from e2e_fixtures import ConnectorRunner, connector_env, create_test_topic, iso_z
 
 from connector.broker.launcher import free_ports
 from connector.reconcile import read_topic, reconcile
 from connector.simulator import SimulatorConfig, start_simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def _history(hours: float) -> tuple[datetime, datetime]:
@@ -41,8 +37,8 @@ def _env(
     sim_url: str, bootstrap: str, topic: str, state: Path, start: datetime, end: datetime, **extra: str
 ) -> dict[str, str]:
     base = {
-        "GENESYS_CONNECTOR__WINDOWS__START": _iso(start),
-        "GENESYS_CONNECTOR__WINDOWS__END": _iso(end),
+        "GENESYS_CONNECTOR__WINDOWS__START": iso_z(start),
+        "GENESYS_CONNECTOR__WINDOWS__END": iso_z(end),
         "GENESYS_CONNECTOR__WINDOWS__MAX_CATCHUP_LENGTH": "30m",
         "GENESYS_CONNECTOR__WINDOWS__RESCAN_DELAYS": "[]",
     }
