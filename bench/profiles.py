@@ -27,7 +27,7 @@ class Profile:
         int  # connector requests in flight (needs >= rate_limit / 60 x latency to use the budget)
     )
     throughput_backlog: int  # conversations in the catch-up backlog
-    naive_duration_s: float  # the naive loop runs this long (its rate is steady)
+    naive_duration_s: float  # each naive variant runs this long (its rate is steady)
     # --- CPU and memory (no latency, no practical limit) ------------------------------------------------
     cpu_backlog: int  # CPU per conversation and the first peak-RSS point
     rss_backlog: int  # the second peak-RSS point
@@ -64,7 +64,7 @@ DEFAULT = Profile(
     latency_ms=1000.0,
     max_concurrency=8,
     throughput_backlog=30_000,
-    naive_duration_s=40.0,
+    naive_duration_s=25.0,
     cpu_backlog=100_000,
     rss_backlog=400_000,
     rescan_backlog=20_000,
@@ -83,7 +83,7 @@ QUICK = Profile(
     latency_ms=500.0,
     max_concurrency=8,
     throughput_backlog=12_000,
-    naive_duration_s=15.0,
+    naive_duration_s=10.0,
     cpu_backlog=25_000,
     rss_backlog=60_000,
     rescan_backlog=6_000,
