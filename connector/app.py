@@ -155,7 +155,9 @@ class Connector:
         st = self._state
         now = self._clock.now()
         mono = self._clock.monotonic()
-        behind = self._planner.is_behind(self._progress.planned_until)
+        # Behind is judged by what is *done* (the watermark), not by what was handed out: the last
+        # catch-up windows still deserve the full catch-up budget while they are being read.
+        behind = self._planner.is_behind(self._progress.watermark)
         self._pacer.set_catching_up(behind)
         limit = self._settings.max_parallel_passes if behind else self._settings.live_parallel_passes
         running = set(st.tasks.values())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -83,7 +84,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
         configure_logging(settings.logging.level, settings.logging.format)
     except ConfigError as exc:
         return _print_config_error(exc)
+    _tune_gc()
     return asyncio.run(run_connector(settings, options=RunOptions(reset_checkpoint=args.reset_checkpoint)))
+
+
+def _tune_gc() -> None:
+    """Make the cyclic garbage collector run far less often in the worker.
+
+    The worker allocates millions of short-lived, acyclic objects (parsed pages) and almost no cycles;
+    with the default thresholds the collector ran every few hundred records and took ~15 % of the CPU
+    (measured by `make bench`). Objects alive after start-up are frozen out of collections altogether.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

@@ -261,7 +261,7 @@ class GenesysSettings(_Section):
     requests_per_minute: int = Field(default=300, gt=0)
     budget_share: float = Field(default=1.0, gt=0, le=1)
     live_budget_share: float = Field(default=0.5, gt=0, le=1)
-    max_concurrency: int = Field(default=4, ge=1, le=64)
+    max_concurrency: int = Field(default=8, ge=1, le=64)
     max_attempts: int = Field(default=6, ge=1)
     backoff_base_s: float = Field(default=1.0, gt=0)
     backoff_max_s: float = Field(default=60.0, gt=0)
@@ -353,7 +353,7 @@ class WindowsSettings(_Section):
     start: Annotated[datetime | timedelta, BeforeValidator(_parse_start)] = timedelta(days=7)
     end: Instant | None = None
     length: Duration = timedelta(minutes=5)
-    max_catchup_length: Duration = timedelta(hours=6)
+    max_catchup_length: Duration = timedelta(days=1)
     lag: Duration = timedelta(minutes=2)
     poll_interval: Duration = timedelta(seconds=30)
     rescan_delays: DurationList = Field(
