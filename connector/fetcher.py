@@ -18,7 +18,7 @@ from connector.client import GenesysClient
 from connector.clock import Clock
 from connector.config import Settings
 from connector.metrics import ConnectorMetrics
-from connector.pagination import PagedQuery
+from connector.pagination import PagedQuery, PrefetchBudget
 from connector.windows import Window
 
 
@@ -57,6 +57,8 @@ class WindowFetcher:
         self._config = config
         self._clock = clock or client.clock
         self._metrics = metrics or client.metrics
+        # Pages fetched ahead of their pass, across all passes: bounds the worker's memory.
+        self._prefetch = PrefetchBudget(2 * config.genesys.max_concurrency)
 
     async def fetch(
         self,
@@ -83,6 +85,7 @@ class WindowFetcher:
             concurrency=self._config.genesys.max_concurrency,
             clock=self._clock,
             metrics=self._metrics,
+            prefetch=self._prefetch,
         )
         async for page in pager.pages(window, start_page=start_page):
             yield Page(

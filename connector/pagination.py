@@ -82,6 +82,28 @@ class _Run:
     seen_ended: dict[str, bool] = field(default_factory=dict)
 
 
+class PrefetchBudget:
+    """How many pages may be fetched ahead of their consumer, shared by every pass of a connector.
+
+    Each pass may prefetch up to `concurrency` pages; with several passes at once that multiplies, and
+    parsed pages are the bulk of the worker's memory. A pass always keeps one page in flight (so it never
+    starves); pages beyond that need a unit of this budget, returned once the page is consumed.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(0, limit)
+        self.held = 0
+
+    def try_take(self) -> bool:
+        if self.held >= self.limit:
+            return False
+        self.held += 1
+        return True
+
+    def give_back(self) -> None:
+        self.held = max(0, self.held - 1)
+
+
 class PagedQuery:
     """Pages windows through `query`; one instance can serve any number of windows and passes."""
 
@@ -94,7 +116,9 @@ class PagedQuery:
         clock: Clock,
         metrics: ConnectorMetrics,
         cap: int = PAGINATION_CAP,
+        prefetch: PrefetchBudget | None = None,
     ) -> None:
+        self._prefetch = prefetch
         self._query = query
         self._page_size = page_size
         self._concurrency = max(1, concurrency)
@@ -142,21 +166,31 @@ class PagedQuery:
         Up to `concurrency` pages are in flight while the page number is <= `last_expected`; past it, one at
         a time (those pages exist only if `totalHits` was low).
         """
-        pending: deque[asyncio.Task[_Response]] = deque()
+        pending: deque[tuple[asyncio.Task[_Response], bool]] = deque()
         page = first_page
         try:
             while True:
                 while len(pending) < self._concurrency and (page <= last_expected or not pending):
-                    pending.append(asyncio.ensure_future(self._fetch(window, page)))
+                    budgeted = bool(pending) and self._prefetch is not None
+                    if budgeted and not self._prefetch.try_take():  # type: ignore[union-attr]
+                        break  # other passes hold the shared prefetch budget: fetch when consumed
+                    pending.append((asyncio.ensure_future(self._fetch(window, page)), budgeted))
                     page += 1
-                response = await pending.popleft()
+                task, budgeted = pending.popleft()
+                try:
+                    response = await task
+                finally:
+                    if budgeted and self._prefetch is not None:
+                        self._prefetch.give_back()
                 if not response.conversations:
                     return
                 yield response
         finally:
-            for task in pending:
+            for task, budgeted in pending:
                 task.cancel()
-            for task in pending:
+                if budgeted and self._prefetch is not None:
+                    self._prefetch.give_back()
+            for task, _ in pending:
                 with contextlib.suppress(BaseException):
                     await task
 

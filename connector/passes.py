@@ -60,7 +60,7 @@ class InFlightSnapshots:
     stale instead of overwriting the newer one downstream.
     """
 
-    def __init__(self, *, remember: int = 100_000) -> None:
+    def __init__(self, *, remember: int = 20_000) -> None:
         self._by_id: dict[str, _Pending] = {}
         self._acked: OrderedDict[str, datetime] = OrderedDict()
         self._remember = remember
