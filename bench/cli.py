@@ -23,14 +23,13 @@ from bench.live import live
 from bench.profiles import PROFILES
 from bench.profiling import cpu_profile
 from bench.report import Report, Row, print_table
-from bench.scenarios import cpu, naive, rescans, rss, throughput, throughput_proposed
+from bench.scenarios import cpu, naive, rescans, rss, throughput
 
 Scenario = Callable[[Context], tuple[list[Row], dict[str, Any]]]
 
-#: In run order: the naive loop runs after both throughput runs so it can report both ratios.
+#: In run order: the naive loop runs after the throughput run so it can report the ratio.
 SCENARIOS: dict[str, Scenario] = {
     "throughput": throughput,
-    "throughput_proposed": throughput_proposed,
     "naive": naive,
     "cpu": cpu,
     "rss": rss,

@@ -20,9 +20,7 @@ from bench.profiles import RATE_WINDOW_S
 from bench.report import Row, Target
 
 MB = 1024 * 1024
-CATCHUP_WINDOW = timedelta(hours=6)  # windows.max_catchup_length default
-PROPOSED_WINDOW = timedelta(days=1)
-PROPOSED_SETTINGS = {"GENESYS__LIVE_BUDGET_SHARE": "1.0", "WINDOWS__MAX_CATCHUP_LENGTH": "1d"}
+CATCHUP_WINDOW = timedelta(days=1)  # windows.max_catchup_length default
 
 Result = tuple[list[Row], dict[str, Any]]
 
@@ -110,14 +108,14 @@ def _catchup(ctx: Context, scenario: str, extra: dict[str, str] | None) -> tuple
         raise ScenarioError(f"too few progress samples to measure a steady rate ({len(sampler.samples)})")
     cps, request_rate, span = steady
     limit_per_s = p.rate_limit / RATE_WINDOW_S
+    rps = limit_per_s
     rows = [
         Row(
             scenario,
             "catch-up throughput, steady",
             cps,
             "conv/s",
-            note=f"slope of conversations published between 30 % and 90 % of the backlog ({span:.0f} s)"
-            + ("" if scenario == "throughput" else "; " + _PROPOSED_NOTE),
+            note=f"slope of conversations published between 30 % and 90 % of the backlog ({span:.0f} s)",
         ),
         Row(
             scenario,
@@ -126,8 +124,8 @@ def _catchup(ctx: Context, scenario: str, extra: dict[str, str] | None) -> tuple
             "",
             Target(">=", 0.95),
             note=f"physical limit = {p.rate_limit} x {p.page_size} / 60 = {p.physical_limit:g} conv/s; "
-            f"max_concurrency {p.max_concurrency} (the shipped default, 4, cannot keep "
-            f"{p.rate_limit / RATE_WINDOW_S:g} requests/s in flight at {p.latency_ms:g} ms)",
+            f"max_concurrency {p.max_concurrency} ({rps:g} requests/s at {p.latency_ms:g} ms need at least "
+            f"{rps * p.latency_ms / 1000 + 1:g} in flight)",
         ),
         Row(scenario, "API budget used, steady (req/s / limit)", request_rate / limit_per_s),
         Row(
@@ -163,11 +161,6 @@ def _catchup(ctx: Context, scenario: str, extra: dict[str, str] | None) -> tuple
     return (rows, details), cps
 
 
-_PROPOSED_NOTE = (
-    "live_budget_share=1.0 stands in for the proposed catch-up detection fix; max_catchup_length=1d"
-)
-
-
 def throughput(ctx: Context) -> Result:
     """Catch-up over a backlog at the profile's limit and latency, connector defaults otherwise."""
     result, cps = _catchup(ctx, "throughput", None)
@@ -175,29 +168,18 @@ def throughput(ctx: Context) -> Result:
     return result
 
 
-def throughput_proposed(ctx: Context) -> Result:
-    """The same catch-up with the settings the benchmark's analysis proposes (see docs/benchmark.md)."""
-    result, cps = _catchup(ctx, "throughput_proposed", PROPOSED_SETTINGS)
-    ctx.results["throughput_proposed_cps"] = cps
-    return result
-
-
 def naive(ctx: Context) -> Result:
     """The one-request-at-a-time loop against an identically configured fresh simulator.
 
-    It reads the same windows as the connector run it is compared with: 6 h (the default
-    max_catchup_length) for `throughput`, whole days for `throughput_proposed`. Each variant runs
-    `naive_duration_s` on its own fresh simulator.
+    It reads the same windows as the connector run it is compared with (whole UTC days, the default
+    max_catchup_length) for `naive_duration_s` on its own fresh simulator.
     """
     p = ctx.profile
     n = p.throughput_backlog
     start, end = ctx.backlog(n)
     rows: list[Row] = []
     details: dict[str, Any] = {}
-    variants = (
-        ("6 h", CATCHUP_WINDOW, "throughput_cps", "connector"),
-        ("1 d", PROPOSED_WINDOW, "throughput_proposed_cps", "connector (proposed)"),
-    )
+    variants = (("1 d", CATCHUP_WINDOW, "throughput_cps", "connector"),)
     for label, length, key, who in variants:
         ctx.say(f"naive: one request at a time for {p.naive_duration_s:g} s over {label} windows")
         windows = ctx.catchup_windows(start, end, length)
