@@ -312,7 +312,7 @@ class Connector:
         if st.dirty and mono - st.last_save >= self._settings.checkpoint_interval_s:
             self._save_checkpoint()
             self._changes.prune(self._clock.now() - self._settings.prune_after)
-            self._progress.prune_open(self._clock.now() - self._settings.prune_after)
+            self._progress.prune_open(self._clock.now() - self._settings.follow_open_max_age)
 
     def _save_checkpoint(self) -> None:
         st = self._state
