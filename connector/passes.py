@@ -181,10 +181,30 @@ class PassRunner:
             self._metrics.conversations_unchanged.inc(unchanged)
         if selected:
             await self._deliver(selected, observed, label=FOLLOW_LABEL, context=None)
+        self._refresh_unchanged(records, {s.cid for s in selected}, observed)
         returned = {r["conversationId"] for r in records}
         self._progress.note_ended(r["conversationId"] for r in records if "conversationEnd" in r)
         self._progress.note_ended(cid for cid in ids if cid not in returned)
         return len(selected)
+
+    def _refresh_unchanged(
+        self, records: Sequence[dict[str, Any]], published: set[str], seen: datetime
+    ) -> None:
+        """Keep the change-store entries of followed, unchanged conversations from being pruned.
+
+        The store forgets conversations not seen for longer than the re-scan horizon; a conversation
+        followed for weeks without changing would otherwise be published again, identical, once pruned.
+        """
+        rest = [r for r in records if r["conversationId"] not in published]
+        stored = self._changes.get_many([r["conversationId"] for r in rest])
+        items = []
+        for record in rest:
+            cid = record["conversationId"]
+            digest = value_hash(encode_record(record))
+            if stored.get(cid) == digest:
+                items.append((cid, digest, _start(record)))
+        if items:
+            self._changes.put_many(items, seen)
 
     def _select(
         self,

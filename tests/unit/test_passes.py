@@ -30,6 +30,7 @@ from connector.records import (
     OutboundMessage,
     content_hash,
     encode_record,
+    value_hash,
 )
 from connector.windows import Window
 
@@ -63,6 +64,7 @@ class FakeFetcher:
     def __init__(self, pages: dict[int, list[Page]]) -> None:
         self.pages = pages
         self.calls: list[tuple[Window, int, int]] = []
+        self.by_id: dict[str, dict[str, Any]] = {}
 
     async def fetch(
         self,
@@ -82,6 +84,10 @@ class FakeFetcher:
             yield p
         if on_request is not None:
             on_request()
+
+    async def follow_open(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Current versions by id (multi-get): whatever the test put in `by_id`, for the ids asked."""
+        return [self.by_id[cid] for cid in ids if cid in self.by_id]
 
 
 class FakePublisher:
@@ -519,3 +525,33 @@ def test_query_requests_are_counted_per_pass(make: Callable[..., Harness]) -> No
     assert h.progress.stats["query_requests_pass_1"] == 2
     assert h.sample("pages_fetched_total", **{"pass": "0"}) == 2
     assert h.progress.stats["fetched_pass_0"] == 2
+
+
+# ------------------------------------------------------------------------------------ follow-up by id
+
+
+def test_follow_up_publishes_the_ended_version_with_the_open_label_and_forgets_it(
+    make: Callable[..., Harness],
+) -> None:
+    h = make({})
+    h.progress.note_open(["c-mail", "c-gone"], T0)
+    h.fetcher.by_id = {"c-mail": conv("c-mail", ended=True)}
+    published = asyncio.run(h.runner.follow_open(["c-mail", "c-gone"]))
+    assert published == 1
+    assert [m.headers["genesys.pass"] for m in h.publisher.batches[0]] == ["open"]
+    assert h.progress.open_conversations == {}, "ended and vanished conversations are no longer followed"
+
+
+def test_follow_up_of_an_unchanged_conversation_publishes_nothing_but_keeps_its_hash_fresh(
+    make: Callable[..., Harness],
+) -> None:
+    h = make({})
+    record = conv("c-mail", ended=False)
+    h.fetcher.by_id = {"c-mail": record}
+    # Published long ago (T0): without a refresh, pruning past the horizon would forget it and the next
+    # follow-up would publish the identical snapshot again.
+    h.changes.put_many([("c-mail", value_hash(encode_record(record)), None)], T0)
+    assert asyncio.run(h.runner.follow_open(["c-mail"])) == 0
+    assert h.publisher.batches == []
+    assert h.changes.prune(T0 + timedelta(days=1)) == 0, "the follow-up refreshed its last-seen time"
+    assert h.changes.count() == 1
