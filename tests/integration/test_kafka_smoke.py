@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psutil
@@ -91,18 +92,35 @@ def test_cache_root_follows_the_environment(tmp_path: Path) -> None:
 
 
 def _start_runner(*args: str) -> tuple[subprocess.Popen[str], str, psutil.Process]:
-    """`python -m connector.broker run` in a child process: (process, bootstrap, broker JVM)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "connector.broker", "run", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+    """`python -m connector.broker run` in a child process: (process, bootstrap, broker JVM).
+
+    A runner that exits before announcing its broker is retried once (on a loaded 2-core machine the
+    broker start can fail transiently); if it fails again the assertion shows its stderr, and nothing is
+    left running either way.
+    """
+    failures: list[str] = []
+    for _ in range(2):
+        with tempfile.TemporaryFile("w+") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "connector.broker", "run", *args],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
+            assert proc.stdout is not None
+            line = proc.stdout.readline().strip()  # blocks until the broker is ready (or the runner died)
+            if line.startswith("KAFKA_BOOTSTRAP=127.0.0.1:"):
+                children = psutil.Process(proc.pid).children(recursive=True)
+                (jvm,) = [c for c in children if "kafka.Kafka" in c.cmdline()]
+                return proc, line.split("=", 1)[1], jvm
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()
+            err.seek(0)
+            failures.append(err.read()[-2000:])
+    raise AssertionError(
+        "the broker runner exited without announcing its broker:\n" + "\n---\n".join(failures)
     )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()  # blocks until the broker is ready (or the runner died)
-    assert line.startswith("KAFKA_BOOTSTRAP=127.0.0.1:"), line
-    (jvm,) = [c for c in psutil.Process(proc.pid).children(recursive=True) if "kafka.Kafka" in c.cmdline()]
-    return proc, line.split("=", 1)[1], jvm
 
 
 @pytest.mark.kafka
