@@ -49,7 +49,6 @@ class LoopSettings:
 
     max_parallel_passes: int = 4
     live_parallel_passes: int = 2
-    poll_interval_s: float = 30.0
     checkpoint_interval_s: float = 1.0
     retry_delay_s: float = 5.0
     retry_delay_max_s: float = 300.0
@@ -259,9 +258,7 @@ class Connector:
         exc = task.exception()
         if exc is None:
             return
-        if isinstance(exc, (RetriableError, RetriesExhaustedError)) and not isinstance(
-            exc, (AuthenticationError, PermissionDeniedError)
-        ):
+        if _is_retried_later(exc):
             log.warning("following open conversations failed; trying again later", extra={"error": str(exc)})
             return
         log.error("fatal error while following open conversations: stopping", extra={"error": str(exc)})
@@ -272,9 +269,7 @@ class Connector:
         st = self._state
         st.last_error = (self._clock.now(), str(exc))
         self._metrics.last_error_timestamp_seconds.set(self._clock.now().timestamp())
-        if isinstance(exc, (RetriableError, RetriesExhaustedError)) and not isinstance(
-            exc, (AuthenticationError, PermissionDeniedError)
-        ):
+        if _is_retried_later(exc):
             failures = st.retry[key].failures + 1 if key in st.retry else 1
             delay = min(self._settings.retry_delay_max_s, self._settings.retry_delay_s * 2 ** (failures - 1))
             st.retry[key] = _Retry(self._clock.monotonic() + delay, failures)
@@ -366,6 +361,14 @@ class Connector:
                 "rescans_pending": len(self._progress.rescans),
             },
         )
+
+
+def _is_retried_later(exc: BaseException) -> bool:
+    """Failures the loop retries later instead of stopping: transient ones, and retries exhausted on them
+    (a window is never skipped). Rejected credentials and missing permissions stop the worker."""
+    return isinstance(exc, (RetriableError, RetriesExhaustedError)) and not isinstance(
+        exc, (AuthenticationError, PermissionDeniedError)
+    )
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from connector.checkpoint import CheckpointState, PassProgress, RescanEntry
+from connector.checkpoint import CheckpointState, LastError, PassProgress, RescanEntry
 from connector.windows import Window
 
 
@@ -140,10 +140,6 @@ class Progress:
             self.stats.get(f"passes_completed_{key.pass_no}", 0) + 1
         )
 
-    def abandon(self, key: PassKey) -> None:
-        """Forget an in-flight pass that will be retried from scratch later (kept for the checkpoint)."""
-        # Nothing to do: the pass stays in `in_progress` with its acked page, so it is resumed.
-
     def note_open(self, ids: Iterable[str], now: datetime) -> None:
         """Remember conversations seen without conversationEnd (reported by `status`)."""
         for cid in ids:
@@ -188,8 +184,6 @@ class Progress:
             "stats": dict(self.stats),
         }
         if last_error is not None:
-            from connector.checkpoint import LastError
-
             update["last_error"] = LastError(at=last_error[0], message=last_error[1])
         return self._base.model_copy(update=update)
 

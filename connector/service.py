@@ -87,7 +87,6 @@ def loop_settings(settings: Settings) -> LoopSettings:
     return LoopSettings(
         max_parallel_passes=max(1, g.max_concurrency),
         live_parallel_passes=max(1, min(2, g.max_concurrency)),
-        poll_interval_s=w.poll_interval.total_seconds(),
         prune_after=longest + w.max_catchup_length + w.length * 2,
         exit_when_done=w.end is not None,
         # Conversations still open after their window's last re-scan are followed by id, as often as the
