@@ -153,7 +153,7 @@ async def _run(settings: Settings, metrics: ConnectorMetrics, duration: float, o
             ticks += 1
             line = _progress_line(metrics, time.monotonic() - began)
             if tty:  # one line updated in place on a terminal, a line every 5 s in a log
-                out.write("\r" + line + "   ")
+                out.write("\r" + line.ljust(PROGRESS_WIDTH))
             elif ticks % 5 == 0:
                 out.write(line + "\n")
             out.flush()
@@ -177,7 +177,13 @@ def _value(metrics: ConnectorMetrics, name: str, labels: dict[str, str] | None =
     return total
 
 
+#: The progress line is rewritten in place with `\r`: wider than an 80-column terminal, it would wrap and
+#: scroll a broken line at every update. One column is kept for the cursor.
+PROGRESS_WIDTH = 79
+
+
 def _progress_line(metrics: ConnectorMetrics, elapsed: float) -> str:
+    """One line of at most `PROGRESS_WIDTH` characters: windows, messages sent, lag, API use."""
     p = "genesys_connector_"
     windows = _value(metrics, p + "windows_completed_total", {"pass": "0"})
     rescans = _value(metrics, p + "windows_completed_total") - windows
@@ -186,11 +192,11 @@ def _progress_line(metrics: ConnectorMetrics, elapsed: float) -> str:
     used = _value(metrics, p + "api_budget_utilization_ratio")
     requests = _value(metrics, p + "api_requests_total")
     retries = _value(metrics, p + "api_retries_total")
-    return (
-        f"[{elapsed:5.0f}s] windows {windows:.0f} | re-scans {rescans:.0f} | published {published:.0f} | "
-        f"lag {_human(lag)} | API requests {requests:.0f} ({retries:.0f} retried), "
-        f"budget used {used * 100:.0f}%"
+    line = (
+        f"[{elapsed:3.0f}s] windows {windows:.0f} +{rescans:.0f} re-scans  sent {published:.0f}  "
+        f"lag {_human(lag)}  API {requests:.0f} ({retries:.0f} retried) {used * 100:.0f}%"
     )
+    return line[:PROGRESS_WIDTH]
 
 
 def _human(seconds: float) -> str:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from connector.windows import format_instant
+
 
 @dataclass
 class ConnectorProcess:
@@ -132,6 +134,21 @@ def create_test_topic(bootstrap: str, prefix: str, partitions: int = 3) -> str:
     return name
 
 
+def config_instant(moment: datetime) -> datetime:
+    """`moment` at the precision the connector keeps configured instants (milliseconds).
+
+    A test computes each range boundary once with this and uses that value both in the connector's
+    configuration and in its ground truth, so the two ranges are the same to the millisecond.
+    """
+    return moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000)
+
+
 def iso_z(moment: datetime) -> str:
-    """An instant as the connector's config takes it: ISO-8601 UTC with milliseconds and `Z`."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    """An instant as the connector's config takes it: ISO-8601 UTC with milliseconds and `Z`.
+
+    Refuses a sub-millisecond instant rather than silently rounding it: a rounded configuration and an
+    unrounded ground truth disagree about the conversations that arrive in between (the flaky-e2e bug).
+    """
+    if moment != config_instant(moment):
+        raise ValueError(f"{moment!r} is finer than a millisecond: pass config_instant(moment) first")
+    return format_instant(moment)

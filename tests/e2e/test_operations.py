@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from e2e_fixtures import ConnectorRunner, connector_env, create_test_topic, iso_z, wait_for
+from e2e_fixtures import ConnectorRunner, config_instant, connector_env, create_test_topic, iso_z, wait_for
 
 from connector.broker.launcher import free_ports
 from connector.checkpoint import read_only_load
@@ -45,7 +45,7 @@ def _cli(
 def test_sigterm_stops_gracefully_then_resumes_without_loss(
     kafka_bootstrap: str, connector_runner: ConnectorRunner, tmp_path: Path
 ) -> None:
-    start = datetime.now(UTC) - timedelta(hours=8)
+    start = config_instant(datetime.now(UTC) - timedelta(hours=8))
     port = free_ports(1)[0]
     config = SimulatorConfig(
         seed=3, history_start=start, volume_per_hour=300, latency_ms=30, live_rate_per_minute=30
@@ -87,7 +87,7 @@ def test_sigterm_stops_gracefully_then_resumes_without_loss(
         assert report["watermark"] is not None
         assert "demo-secret" not in status.stdout
         # Resume: a bounded run to where the first run was, then everything before it must be there.
-        end = datetime.now(UTC) - timedelta(seconds=30)
+        end = config_instant(datetime.now(UTC) - timedelta(seconds=30))
         resumed = connector_runner.start(
             {
                 **env,

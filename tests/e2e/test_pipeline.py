@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 import pytest
-from e2e_fixtures import ConnectorRunner, connector_env, create_test_topic, iso_z
+from e2e_fixtures import ConnectorRunner, config_instant, connector_env, create_test_topic, iso_z
 
 from connector.checkpoint import read_only_load
 from connector.reconcile import read_topic, reconcile
@@ -93,8 +93,7 @@ def test_every_conversation_delivered_and_settled_through_faults(
         assert first.missing == []
 
         # Phase 2: the full run — history, then live windows, then the settlement re-scans.
-        t0 = datetime.now(UTC)
-        end = t0 + timedelta(seconds=20)
+        end = config_instant(datetime.now(UTC) + timedelta(seconds=20))
         topic2 = create_test_topic(kafka_bootstrap, "e2e-full")
         env2 = connector_env(
             api_url=sim.base_url,
@@ -237,7 +236,7 @@ def test_conversation_open_past_its_last_rescan_is_followed_until_it_ends(
 ) -> None:
     """An e-mail thread that started yesterday and is still open after its window's last re-scan is not
     returned by any of today's windows (start-day matching); the connector follows it by id until it ends."""
-    t0 = datetime.now(UTC) - timedelta(days=1)
+    t0 = config_instant(datetime.now(UTC) - timedelta(days=1))
     config = SimulatorConfig(seed=4, history_days=0, volume_per_hour=0, reprocess_probability=0.0)
     with start_simulator(config) as sim:
         (cid,) = sim.control.add_conversations(

@@ -42,3 +42,26 @@ def test_readme_simulator_curl_walkthrough_runs() -> None:
     assert '"state":"FULFILLED"' in out
     assert '"cursor"' in out
     assert '"dataAvailabilityDate"' in out
+
+
+def test_readme_check_config_command_runs_as_written() -> None:
+    """The first command a new user copies from "Running it" validates the example config (exit 0)."""
+    section = README.read_text().split("## Running it", 1)[1]
+    match = re.search(
+        r"^(GENESYS_CONNECTOR__\S+=\.\.\. \\\n\s+genesys-connector check-config[^#\n]*)", section, re.M
+    )
+    assert match, "no check-config command under 'Running it'"
+    command = match.group(1).replace("=...", "=readme-secret-value")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        ["bash", "-c", command],
+        cwd=README.parent,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"client_secret": "***"' in result.stdout
+    assert "readme-secret-value" not in result.stdout + result.stderr
