@@ -77,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
         _say(out, f"  simulator at {sim.base_url} with {sim.control.conversation_count()} conversations")
         history_start = datetime.now(UTC) - timedelta(hours=args.history_hours)
         settings = _settings(sim.base_url, kafka.bootstrap_servers, state_dir, history_start)
-        metrics = ConnectorMetrics()
+        metrics = ConnectorMetrics(rescans=len(settings.windows.rescan_delays))
         _say(out, f"running the connector for {args.duration:g} s (Ctrl-C stops it early) ...")
         asyncio.run(_run(settings, metrics, args.duration, out))
         watermark = _watermark(metrics)

@@ -2,25 +2,63 @@
 
 Names follow Prometheus conventions: the `genesys_connector_` prefix, base units, `_total` on counters,
 `_seconds` on durations and timestamps. Labels are a small fixed set; a conversation id is never a label.
-`METRIC_NAMES` is the public list (the Helm chart's alert rules are checked against it).
+`metric_names()` lists what the registry exposes (the Helm chart's alert rules are checked against it).
+
+Every labelled series the connector can know in advance exists from the first scrape, at 0: its label
+values are enumerated next to the metric and each combination is created at construction. Without that
+a series appears only with its first event, so `increase()` misses that event and an alert such as
+"no window completed" has nothing to evaluate for a pod that never completed one.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.metrics import MetricWrapperBase
 
 _PREFIX = "genesys_connector_"
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _RETRY_AFTER_BUCKETS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0, 14400.0)
 
+# --- label values initialised at 0 (a value not listed still gets its series on first use) ---
+#: `endpoint`: every call the client makes (connector.client's *_ENDPOINT constants).
+ENDPOINTS = ("details_query", "details_multiget", "oauth_token")
+#: `code`: the HTTP statuses the client handles distinctly (connector.client.classify_response), and
+#: "error" when no response arrived.
+RESPONSE_CODES = ("200", "400", "401", "403", "408", "429", "500", "502", "503", "504", "error")
+#: `reason` of a retry: RetryPolicy.reason() of a retriable error, and the client's 401 refresh-and-retry.
+RETRY_REASONS = ("429", "5xx", "408", "timeout", "connection", "bad_body", "401")
+#: `result` of an OAuth token request (connector.auth).
+TOKEN_RESULTS = ("success", "rejected", "error")
+#: `pass` of snapshots from following open conversations by id (connector.passes.FOLLOW_LABEL).
+FOLLOW_LABEL = "open"
+
+
+def window_passes(rescans: int) -> tuple[str, ...]:
+    """`pass` values of window passes: "0" (first pass) and "1".."rescans" (settlement re-scans)."""
+    return tuple(str(n) for n in range(rescans + 1))
+
+
+def _initialise(metric: MetricWrapperBase, *value_sets: Sequence[str]) -> None:
+    """Create the series of every combination of label values, so each is exported at 0 from the start."""
+    for values in itertools.product(*value_sets):
+        metric.labels(*values)
+
 
 class ConnectorMetrics:
-    """Owns the connector's metrics. Build one per process (or per test) with its own registry."""
+    """Owns the connector's metrics. Build one per process (or per test) with its own registry.
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    `rescans` is the number of configured re-scan delays (config windows.rescan_delays): it decides
+    which `pass` values exist, so their series can be created at 0 up front.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, rescans: int = 0) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         p = _PREFIX
+        passes = window_passes(rescans)
         # --- API calls (connector.client is the only writer) ---
         self.api_requests = Counter(
             p + "api_requests",
@@ -28,6 +66,7 @@ class ConnectorMetrics:
             ["endpoint", "code"],
             registry=r,
         )
+        _initialise(self.api_requests, ENDPOINTS, RESPONSE_CODES)
         self.api_request_duration = Histogram(
             p + "api_request_duration_seconds",
             "Latency of Genesys API calls.",
@@ -35,10 +74,12 @@ class ConnectorMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        _initialise(self.api_request_duration, ENDPOINTS)
         self.api_throttled = Counter(p + "api_throttled", "429 responses received.", registry=r)
         self.api_retries = Counter(
             p + "api_retries", "Retries of Genesys API calls by reason.", ["reason"], registry=r
         )
+        _initialise(self.api_retries, RETRY_REASONS)
         self.api_ratelimit_allowed = Gauge(
             p + "api_ratelimit_allowed",
             "Last inin-ratelimit-allowed header: requests allowed per window.",
@@ -89,6 +130,7 @@ class ConnectorMetrics:
         self.oauth_token_requests = Counter(
             p + "oauth_token_requests", "OAuth token requests by result.", ["result"], registry=r
         )
+        _initialise(self.oauth_token_requests, TOKEN_RESULTS)
         # --- pipeline progress ---
         self.conversations_fetched = Counter(
             p + "conversations_fetched",
@@ -96,12 +138,14 @@ class ConnectorMetrics:
             ["pass"],
             registry=r,
         )
+        _initialise(self.conversations_fetched, passes)
         self.conversations_published = Counter(
             p + "conversations_published",
             "Conversation snapshots acknowledged by Kafka, by pass.",
             ["pass"],
             registry=r,
         )
+        _initialise(self.conversations_published, (*passes, FOLLOW_LABEL))
         self.conversations_unchanged = Counter(
             p + "conversations_unchanged",
             "Records not published because their content hash was already published.",
@@ -113,6 +157,7 @@ class ConnectorMetrics:
             ["pass"],
             registry=r,
         )
+        _initialise(self.windows_completed, passes)
         self.window_splits = Counter(
             p + "window_splits",
             "Windows split because they could exceed the 100,000-result paging cap.",
@@ -125,9 +170,11 @@ class ConnectorMetrics:
             ["pass"],
             registry=r,
         )
+        _initialise(self.query_requests, (*passes, FOLLOW_LABEL))
         self.pages_fetched = Counter(
             p + "pages_fetched", "Query pages received, by pass.", ["pass"], registry=r
         )
+        _initialise(self.pages_fetched, passes)
         self.watermark_timestamp_seconds = Gauge(
             p + "watermark_timestamp_seconds",
             "End of the contiguous range whose first pass is complete (unix seconds).",

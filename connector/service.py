@@ -144,7 +144,7 @@ async def run_connector(
     """Run one connector until it stops; returns the process exit code. Never raises ConnectorError."""
     options = options or RunOptions()
     clock = clock or SystemClock()
-    metrics = metrics or ConnectorMetrics()
+    metrics = metrics or ConnectorMetrics(rescans=len(settings.windows.rescan_delays))
     metrics.info.info({"version": __version__})
     register_secrets(settings)
     try:

@@ -1,7 +1,8 @@
 """Fixtures for the offline deployment checks (Dockerfile, Helm chart).
 
-`helm` fetches the pinned helm binary into `.cache/helm/` on first use (tests/deploy/get_helm.py) and
-FAILS the session if it cannot: these checks are never skipped.
+`helm` fetches the pinned helm binary into `.cache/helm/` on first use (tests/deploy/get_helm.py), and
+`promtool` fetches Prometheus' promtool from Debian's archive into `.cache/promtool/`
+(tests/deploy/get_promtool.py). Both FAIL the session if they cannot: these checks are never skipped.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import pytest
 import yaml
 from chart_render import Manifests, Render, run_helm, template_args
 from get_helm import HelmUnavailableError, ensure_helm
+from get_promtool import PromtoolUnavailableError, ensure_promtool
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +26,15 @@ def helm() -> Path:
     result = run_helm(path, "version", "--short")
     assert result.returncode == 0, result.stderr
     return path
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Path:
+    """Path to a working promtool (fetched from Debian's archive on a fresh machine)."""
+    try:
+        return ensure_promtool()
+    except PromtoolUnavailableError as exc:
+        pytest.fail(f"cannot obtain promtool: {exc}")
 
 
 @pytest.fixture(scope="session")

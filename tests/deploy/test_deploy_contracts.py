@@ -331,3 +331,19 @@ def test_dashboard_covers_the_alerted_metrics(render: Render) -> None:
         name for rule in _alert_rules(render(MONITORING)) for name in METRIC_TOKEN.findall(rule["expr"])
     }
     assert in_alerts <= on_dashboard, in_alerts - on_dashboard
+
+
+def test_stat_panels_colour_by_their_own_meaning() -> None:
+    """Grafana's default thresholds (red from 80) would paint a normal five-minute lag red."""
+    grafana_default = [{"color": "green", "value": None}, {"color": "red", "value": 80}]
+    dashboard = json.loads(DASHBOARD.read_text())
+    stats = [p for p in dashboard["panels"] if p["type"] == "stat"]
+    assert len(stats) >= 7
+    for panel in stats:
+        thresholds = panel["fieldConfig"]["defaults"].get("thresholds")
+        assert thresholds, f"{panel['title']}: no thresholds (Grafana would use red from 80)"
+        steps = thresholds["steps"]
+        assert steps != grafana_default, panel["title"]
+        assert steps[0]["value"] is None, panel["title"]
+        values = [step["value"] for step in steps[1:]]
+        assert values == sorted(values), panel["title"]
