@@ -505,7 +505,8 @@ def _late_additions(spec: ConversationSpec, layout: _Layout, doc: Json) -> None:
     agent = layout.agents_used[-1] if layout.agents_used else None
     if spec.flags & F_EVALUATION and agent:
         form_id, form_name = cat.evaluation_forms[rng.randrange(len(cat.evaluation_forms))]
-        score = round(rng.uniform(55, 100), 2)
+        # Whole numbers: AnalyticsEvaluation declares both scores as integers (SDK 269.0.0).
+        score = rng.randrange(55, 101)
         doc["evaluations"] = [
             {
                 "evaluationId": uuid_from_bits(rng.getrandbits(128)),
@@ -521,7 +522,7 @@ def _late_additions(spec: ConversationSpec, layout: _Layout, doc: Json) -> None:
                 "rescored": False,
                 "deleted": False,
                 "oTotalScore": score,
-                "oTotalCriticalScore": min(100.0, round(score + rng.uniform(0, 10), 2)),
+                "oTotalCriticalScore": min(100, score + rng.randrange(0, 11)),
             }
         ]
     if spec.flags & F_SURVEY:
