@@ -27,11 +27,13 @@ from pathlib import Path
 from types import TracebackType
 
 from connector.errors import CheckpointError
+from connector.statedir import disk_full_error
 
 CHANGES_FILE = "changes.sqlite3"
 SCHEMA_VERSION = 1
 _CHUNK = 500  # ids per IN (...) query; well under SQLite's bound-parameter limit
 _REBUILD_HINT = "move the file aside to rebuild it (that only re-publishes each conversation once)"
+_CORRUPT_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS changes (
@@ -59,8 +61,8 @@ class ChangeStore:
     """Last published content hash per conversation id, in SQLite.
 
     Safe to call from one thread at a time from any thread (the app may use `asyncio.to_thread`); calls
-    are serialised by an internal lock. Every SQLite failure (corrupt file, disk full) becomes a
-    CheckpointError naming the file.
+    are serialised by an internal lock. Every SQLite failure becomes a CheckpointError naming the file:
+    StateDirectoryFullError for a full volume, "corrupt" (with the rebuild hint) only for a corrupt file.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -76,11 +78,9 @@ class ChangeStore:
             raise CheckpointError(f"cannot open change store: {exc}", path=str(self.path)) from None
         try:
             self._prepare(conn)
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             conn.close()
-            raise CheckpointError(
-                f"change store is corrupt or unusable: {exc}; {_REBUILD_HINT}", path=str(self.path)
-            ) from None
+            raise self._fail("open", exc) from None
         except CheckpointError:
             conn.close()
             raise
@@ -109,8 +109,33 @@ class ChangeStore:
         return self._conn
 
     def _fail(self, operation: str, exc: sqlite3.Error) -> CheckpointError:
-        hint = f"; {_REBUILD_HINT}" if "malformed" in str(exc) or "not a database" in str(exc) else ""
-        return CheckpointError(f"change store {operation} failed: {exc}{hint}", path=str(self.path))
+        """The error to raise for a failed SQLite call: disk full, corrupt (with the rebuild hint), or other.
+
+        A full volume must never read as corruption: moving the file aside would re-publish everything.
+        """
+        full = disk_full_error(exc, self.path.parent, operation=f"change store {operation}")
+        if full is not None:
+            return full
+        if _is_corrupt(exc):
+            return CheckpointError(f"change store is corrupt: {exc}; {_REBUILD_HINT}", path=str(self.path))
+        return CheckpointError(f"change store {operation} failed: {exc}", path=str(self.path))
+
+    def probe_write(self) -> None:
+        """Prove SQLite can take the write lock and write a row, then roll back (start-up check).
+
+        Catches a read-only file or mount and an unusable `-wal`/`-shm` before anything is published.
+        """
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute(_UPSERT, ("connector.write-probe", "", 0.0, None))
+                finally:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                raise self._fail("write probe", exc) from None
 
     def get_many(self, ids: Sequence[str]) -> dict[str, str]:
         """Stored content hash for each of `ids` that has one (ids never published are absent)."""
@@ -194,3 +219,9 @@ class ChangeStore:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _is_corrupt(exc: sqlite3.Error) -> bool:
+    """True only for SQLite's own corruption verdicts (SQLITE_CORRUPT, SQLITE_NOTADB and their variants)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _CORRUPT_CODES

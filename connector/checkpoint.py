@@ -44,6 +44,7 @@ from pydantic import (
 
 from connector.clock import Clock
 from connector.errors import CheckpointError
+from connector.statedir import disk_full_error
 
 FORMAT_VERSION = 1
 CHECKPOINT_FILE = "checkpoint.json"
@@ -239,7 +240,9 @@ class FileCheckpointStore:
             self.directory.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise CheckpointError(f"checkpoint directory is not usable: {_reason(exc)}", path=where) from None
+            raise disk_full_error(exc, self.directory, operation="lock file") or CheckpointError(
+                f"checkpoint directory is not usable: {_reason(exc)}", path=where
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -296,8 +299,8 @@ class FileCheckpointStore:
     def save(self, state: CheckpointState) -> CheckpointState:
         """Atomically replace the checkpoint with `state` stamped with `updated_at`; return what was saved.
 
-        Call only once every message `state` covers is acknowledged by Kafka. On failure (disk full,
-        unwritable directory) raises CheckpointError and the previous checkpoint stays intact.
+        Call only once every message `state` covers is acknowledged by Kafka. On failure raises
+        CheckpointError (StateDirectoryFullError for a full volume) and the previous checkpoint stays intact.
         """
         self._require_lock("save")
         stamped = state.model_copy(update={"updated_at": self._clock.now().astimezone(UTC)})
@@ -307,7 +310,7 @@ class FileCheckpointStore:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 self._tmp_path.unlink()
-            raise CheckpointError(
+            raise disk_full_error(exc, self.directory, operation="checkpoint save") or CheckpointError(
                 f"cannot write checkpoint (the previous one is unchanged): {_reason(exc)}",
                 path=str(self.path),
             ) from None
@@ -315,7 +318,9 @@ class FileCheckpointStore:
             os.replace(self._tmp_path, self.path)
             self._fsync_directory()
         except OSError as exc:
-            raise CheckpointError(f"cannot commit checkpoint: {_reason(exc)}", path=str(self.path)) from None
+            raise disk_full_error(exc, self.directory, operation="checkpoint commit") or CheckpointError(
+                f"cannot commit checkpoint: {_reason(exc)}", path=str(self.path)
+            ) from None
         return stamped
 
     def _write_tmp(self, data: bytes) -> None:

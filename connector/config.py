@@ -466,6 +466,9 @@ class CheckpointSettings(_Section):
     """Where the checkpoint and the change store live (a persistent volume in Kubernetes)."""
 
     directory: Path = Path("./state")
+    # Checked at start-up, before anything is fetched or produced: room for the checkpoint and the change
+    # store's growth, so a worker on a nearly full volume stops instead of re-publishing on every restart.
+    min_free_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
 
 
 class MetricsSettings(_Section):

@@ -9,6 +9,7 @@ ConnectorError
 │   ├── ApiContractError        400/404/unexpected response shape that retrying cannot fix
 │   ├── DeliveryError           Kafka refused a message for good (fatal producer error, topic missing...)
 │   ├── CheckpointError         checkpoint unreadable, corrupt, newer format, or directory locked/unwritable
+│   │   └── StateDirectoryFullError  the state volume is full or over quota: not corruption, free space
 │   ├── RetriesExhaustedError   a retriable failure that kept failing past the retry budget
 │   └── BrokerError             the embedded Kafka broker (tests, demo) could not be fetched or started
 ├── RetriableError              back off and try the same thing again (bounded by the retry policy)
@@ -101,6 +102,25 @@ class CheckpointError(FatalError):
     def __init__(self, message: str, *, path: str) -> None:
         self.path = path
         super().__init__(f"{message} ({path})")
+
+
+class StateDirectoryFullError(CheckpointError):
+    """The state directory's volume is full, over quota, or below `checkpoint.min_free_bytes`.
+
+    Distinct from corruption on purpose: nothing must be moved aside or rebuilt (that would re-publish
+    everything); the operator frees space or grows the volume and the worker resumes where it stopped.
+    `operation` says what found out (the start-up check, a change-store write, a checkpoint save...).
+    """
+
+    def __init__(self, *, path: str, free_bytes: int, operation: str) -> None:
+        self.path = path
+        self.free_bytes = free_bytes
+        self.operation = operation
+        FatalError.__init__(  # not CheckpointError's "(path)" suffix: the path is in the sentence already
+            self,
+            f"state directory full: {free_bytes} bytes free at {path} ({operation}); "
+            "free space or grow the volume",
+        )
 
 
 class RetriableError(ConnectorError):

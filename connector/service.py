@@ -3,7 +3,9 @@
 Order matters and is chosen so that problems surface early and clearly, before any data moves:
 
 1. logging, and registration of every secret with the redactor;
-2. the checkpoint directory lock and the checkpoint itself (a corrupt file stops here, untouched);
+2. the checkpoint directory lock and the checkpoint itself (a corrupt file stops here, untouched), then
+   proof that the directory has room and can be written (`statedir`), and the change store with its own
+   write probe: a full volume stops here, before a page is fetched or a message produced;
 3. the metrics/health port;
 4. Kafka: the topic must exist and the broker answer (a clear error instead of a hang);
 5. Genesys: one token and one cheap query (bad credentials / missing permission stop here);
@@ -43,6 +45,7 @@ from connector.metrics import ConnectorMetrics
 from connector.passes import InFlightSnapshots, PassRunner
 from connector.progress import Progress
 from connector.publisher import KafkaPublisher, producer_settings
+from connector.statedir import check_state_directory
 from connector.windows import WindowPlanner
 
 log = logging.getLogger(__name__)
@@ -170,8 +173,12 @@ async def _run(
     async with AsyncExitStack() as stack:
         store, state = _open_checkpoint(settings, clock, options)
         stack.callback(store.close)
+        check_state_directory(
+            settings.checkpoint.directory, min_free_bytes=settings.checkpoint.min_free_bytes
+        )
         changes = ChangeStore(settings.checkpoint.directory)
         stack.callback(changes.close)
+        changes.probe_write()
 
         health = HealthServer(
             settings.metrics.host, settings.metrics.port, registry=metrics.registry, heartbeat=heartbeat

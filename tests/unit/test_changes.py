@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from connector.changes import CHANGES_FILE, ChangeItem, ChangeStore
-from connector.errors import CheckpointError
+from connector.errors import CheckpointError, StateDirectoryFullError
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -92,15 +92,66 @@ def test_put_many_is_all_or_nothing(store: ChangeStore) -> None:
     assert store.get_many(["a", "b", "kept"]) == {"kept": "h0"}
 
 
-def test_disk_full_is_a_checkpoint_error_and_keeps_earlier_entries(store: ChangeStore) -> None:
+def test_disk_full_is_a_state_directory_full_error_and_keeps_earlier_entries(
+    store: ChangeStore, tmp_path: Path
+) -> None:
     store.put_many(items(10), seen_at=T0)
     assert store._conn is not None
     (pages,) = store._conn.execute("PRAGMA page_count").fetchone()
     store._conn.execute(f"PRAGMA max_page_count={pages + 2}")  # the database cannot grow: SQLITE_FULL
-    with pytest.raises(CheckpointError, match="write failed: database or disk is full") as info:
+    with pytest.raises(StateDirectoryFullError, match=r"^state directory full: ") as info:
         store.put_many(items(20_000, prefix="big"), seen_at=T0)
-    assert info.value.path.endswith(CHANGES_FILE)
+    assert info.value.path == str(tmp_path)
+    assert "change store write: SQLITE_FULL" in str(info.value)
+    assert "corrupt" not in str(info.value)
     assert store.count() == 10
+
+
+def test_disk_full_while_opening_is_not_called_corrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full volume used to read "change store is corrupt or unusable ... move the file aside", advice
+    that re-publishes every conversation. It must say the disk is full, and nothing about rebuilding."""
+    with ChangeStore(tmp_path) as s:
+        s.put_many(items(3), seen_at=T0)
+
+    def full_disk(self: ChangeStore, conn: sqlite3.Connection) -> None:
+        exc = sqlite3.OperationalError("database or disk is full")
+        exc.sqlite_errorcode = sqlite3.SQLITE_FULL  # what the sqlite3 module sets for a real SQLITE_FULL
+        exc.sqlite_errorname = "SQLITE_FULL"
+        raise exc
+
+    monkeypatch.setattr(ChangeStore, "_prepare", full_disk)
+    with pytest.raises(StateDirectoryFullError) as info:
+        ChangeStore(tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"state directory full: {info.value.free_bytes} bytes free at {tmp_path} ")
+    assert message.endswith("free space or grow the volume")
+    assert "corrupt" not in message
+    assert "move the file aside" not in message
+
+
+def test_open_failure_that_is_not_corruption_has_no_rebuild_advice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def busy(self: ChangeStore, conn: sqlite3.Connection) -> None:
+        exc = sqlite3.OperationalError("database is locked")
+        exc.sqlite_errorcode = 5  # SQLITE_BUSY
+        raise exc
+
+    monkeypatch.setattr(ChangeStore, "_prepare", busy)
+    with pytest.raises(CheckpointError, match="change store open failed: database is locked") as info:
+        ChangeStore(tmp_path)
+    assert not isinstance(info.value, StateDirectoryFullError)
+    assert "move the file aside" not in str(info.value)
+
+
+def test_write_probe_takes_the_write_lock_and_leaves_nothing_behind(store: ChangeStore) -> None:
+    store.put_many(items(3), seen_at=T0)
+    store.probe_write()
+    assert store.count() == 3
+    assert store._conn is not None
+    assert not store._conn.in_transaction
 
 
 def test_garbage_file_is_a_clear_error_and_left_untouched(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from connector.checkpoint import (
     read_only_load,
 )
 from connector.clock import FakeClock
-from connector.errors import CheckpointError
+from connector.errors import CheckpointError, StateDirectoryFullError
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -165,12 +165,11 @@ def test_disk_full_keeps_previous_checkpoint(
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(checkpoint_module.os, "write", no_space)
-    with pytest.raises(CheckpointError) as info:
+    with pytest.raises(StateDirectoryFullError, match=r"^state directory full: ") as info:
         store.save(CheckpointState())
     monkeypatch.undo()
-    assert "ENOSPC" in str(info.value)
-    assert "previous one is unchanged" in str(info.value)
-    assert info.value.path == str(store.path)
+    assert "checkpoint save: ENOSPC" in str(info.value)
+    assert info.value.path == str(store.directory)
     assert store.path.read_bytes() == before
     assert not (store.directory / "checkpoint.json.tmp").exists()
     assert store.load() == old

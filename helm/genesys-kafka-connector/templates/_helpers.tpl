@@ -111,7 +111,9 @@ metrics listener, secret file paths), so the volume mounts and the config can ne
 */}}
 {{- define "genesys-kafka-connector.config" -}}
 {{- $cfg := deepCopy .Values.config }}
-{{- $_ := set $cfg "checkpoint" (dict "directory" .Values.persistence.mountPath) }}
+{{- $checkpoint := $cfg.checkpoint | default dict }}
+{{- $_ := set $checkpoint "directory" .Values.persistence.mountPath }}
+{{- $_ := set $cfg "checkpoint" $checkpoint }}
 {{- $_ := set $cfg "metrics" (dict "host" "0.0.0.0" "port" (int .Values.metrics.port)) }}
 {{- $genesys := $cfg.genesys | default dict }}
 {{- $_ := set $genesys "client_secret_file" (printf "%s/%s" .Values.auth.mountPath .Values.auth.secretKeys.clientSecret) }}
