@@ -40,6 +40,7 @@ from connector.errors import (
     RateLimitedError,
     RetriesExhaustedError,
     UpstreamUnavailableError,
+    describe_exception,
 )
 from connector.metrics import ConnectorMetrics
 from connector.ratelimit import Pacer, RetryPolicy
@@ -118,7 +119,7 @@ def classify_transport_error(exc: httpx.RequestError, *, endpoint: str) -> Upstr
         reason = "bad_body"
     else:
         reason = "connection"
-    return UpstreamUnavailableError(f"{type(exc).__name__}: {exc}", reason=reason, endpoint=endpoint)
+    return UpstreamUnavailableError(describe_exception(exc), reason=reason, endpoint=endpoint)
 
 
 def _error_body(response: httpx.Response) -> tuple[str | None, str | None, str | None]:

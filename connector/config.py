@@ -441,6 +441,8 @@ class KafkaSettings(_Section):
     queue_max_kbytes: int = Field(default=262144, ge=1)
     delivery_timeout_ms: int = Field(default=300000, ge=1)
     message_max_bytes: int = Field(default=4194304, ge=1000)
+    # A conversation over a size limit: stop (fail) or publish it without its largest parts (truncate).
+    oversized_records: Literal["fail", "truncate"] = "fail"
     # repr=False: raw librdkafka properties may hold credentials (`sasl.oauthbearer.client.secret`...).
     extra: ScalarMap = Field(default_factory=dict, repr=False)
 

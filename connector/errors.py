@@ -28,6 +28,8 @@ contain a secret: build messages from ids, statuses and Genesys' own ErrorBody t
 
 from __future__ import annotations
 
+import errno
+
 
 class ConnectorError(Exception):
     """Root of every error raised by the connector."""
@@ -169,3 +171,38 @@ class BrokerError(FatalError):
 
 class SkippableError(ConnectorError):
     """A problem with one item that must be counted and logged but must not stop the pipeline."""
+
+
+def describe_exception(exc: BaseException) -> str:
+    """`Type: text` of an exception, from its causes when its own text is empty.
+
+    Transport libraries re-raise low-level failures under their own types, often with no text (httpx's
+    `ReadError` after a connection reset prints as nothing). Then the chain (`__cause__`, else
+    `__context__`) is walked for the first exception that says something, and OS errors are shown with
+    their errno name: `ReadError (caused by ConnectionResetError: ECONNRESET [errno 104] Connection reset by
+    peer)`. Only exception types, errnos and library texts are used, never request data.
+    """
+    own = _exception_text(exc)
+    if own:
+        return f"{type(exc).__name__}: {own}"
+    chain: list[str] = []
+    seen = {id(exc)}
+    current = exc.__cause__ or exc.__context__
+    while current is not None and id(current) not in seen and len(chain) < 5:
+        seen.add(id(current))
+        text = _exception_text(current)
+        chain.append(f"{type(current).__name__}: {text}" if text else type(current).__name__)
+        if text:
+            break
+        current = current.__cause__ or current.__context__
+    if not chain:
+        return f"{type(exc).__name__} (no further detail from the transport)"
+    return f"{type(exc).__name__} (caused by {' <- '.join(chain)})"
+
+
+def _exception_text(exc: BaseException) -> str:
+    """What an exception says; for an OSError with an errno, its symbolic name, number and strerror."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        name = errno.errorcode.get(exc.errno, "")
+        return " ".join(p for p in (name, f"[errno {exc.errno}]", exc.strerror or "") if p)
+    return str(exc).strip()

@@ -203,6 +203,15 @@ class ConnectorMetrics:
             "Messages Kafka failed to acknowledge (they are replayed).",
             registry=r,
         )
+        self.records_truncated = Counter(
+            p + "records_truncated",
+            "Conversations published truncated (kafka.oversized_records: truncate), by the size limit they "
+            "exceeded: producer (kafka.message_max_bytes) or topic (the topic's max.message.bytes).",
+            ["limit"],
+            registry=r,
+        )
+        for limit in ("producer", "topic"):
+            self.records_truncated.labels(limit)
         self.kafka_queue_messages = Gauge(
             p + "kafka_queue_messages",
             "Messages in the producer's local queue awaiting acknowledgement.",

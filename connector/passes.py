@@ -287,6 +287,7 @@ class _Lifetime:
 #: Delivery failures that replaying cannot fix: stop with a clear message instead of retrying forever.
 _PERMANENT_CODES = {
     "MSG_SIZE_TOO_LARGE",
+    "RECORD_LIST_TOO_LARGE",
     "_MSG_TIMED_OUT_PERMANENT",
     "TOPIC_AUTHORIZATION_FAILED",
     "_UNKNOWN_TOPIC",
@@ -296,11 +297,7 @@ _PERMANENT_CODES = {
 def _raise_if_permanent(failures: Sequence[DeliveryFailure]) -> None:
     for failure in failures:
         if failure.code in _PERMANENT_CODES:
-            hint = (
-                " (raise kafka.message_max_bytes and the topic's max.message.bytes)"
-                if failure.code == "MSG_SIZE_TOO_LARGE"
-                else ""
-            )
+            hint = f" ({failure.hint})" if failure.hint else ""
             raise DeliveryError(
                 f"Kafka refused conversation {failure.key} for good{hint}",
                 kafka_error=f"{failure.code}: {failure.error}",

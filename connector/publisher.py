@@ -31,10 +31,22 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # the package's stubs miss the re-export
+    AdminClient,
+    ConfigResource,
+)
 
 from connector.clock import Clock, SystemClock
 from connector.errors import ConfigError, DeliveryError
 from connector.metrics import ConnectorMetrics
+from connector.oversized import (
+    HEADER_ORIGINAL_BYTES,
+    OversizedPolicy,
+    SizeLimit,
+    size_margin,
+    truncated_message,
+    wire_size,
+)
 from connector.records import HEADER_VERSION, OutboundMessage
 
 log = logging.getLogger(__name__)
@@ -48,6 +60,12 @@ _SECRET_KEY_PARTS = ("password", "secret", "token", "oauthbearer.config", ".pem"
 _ERROR_LOG_INTERVAL_S = 30.0
 _POLL_INTERVAL_S = 0.1
 _BUFFER_WAIT_S = 0.05
+#: librdkafka's codes for "too large" (10: the producer's own refusal and the broker's; 18: the broker's).
+_SIZE_ERRORS = (KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE)
+#: A message refused for its size is re-produced (reduced) at most this many times.
+_MAX_SIZE_ATTEMPTS = 3
+#: Settings an AdminClient needs to reach the cluster (to read the topic's max.message.bytes).
+_CONNECTION_PREFIXES = ("bootstrap.", "client.id", "security.", "sasl.", "ssl.", "socket.", "broker.")
 
 
 # --- producer settings ---------------------------------------------------------------------------
@@ -187,6 +205,7 @@ class DeliveryFailure:
     key: str
     code: str
     error: str
+    hint: str = ""  # what to do about it, when the publisher knows (e.g. which size limit to raise)
 
 
 @dataclass(frozen=True)
@@ -260,11 +279,18 @@ class _LogThrottle:
         return suppressed
 
 
+#: librdkafka log lines that are expected and harmless, logged at INFO whatever librdkafka's level:
+#: (facility, text in the line). A fresh broker answers the idempotent producer's first PID request with
+#: "Coordinator load in progress" while its transaction coordinator loads; librdkafka retries and succeeds.
+_HARMLESS_CLIENT_LOGS = (("GETPID", "Coordinator load in progress"),)
+
+
 class _ClientLogRelay:
     """librdkafka's own log lines (served by poll) into `connector.publisher.librdkafka`.
 
     Throttled per facility, and capped at WARNING: a broker that is down makes librdkafka log every
     reconnect at ERROR level, while the real outcome arrives as a delivery report or a fatal error.
+    Lines known to be harmless (`_HARMLESS_CLIENT_LOGS`) are logged at INFO.
     """
 
     def __init__(self, clock: Clock) -> None:
@@ -272,8 +298,19 @@ class _ClientLogRelay:
         self._throttle = _LogThrottle(clock)
 
     def log(self, level: int, msg: str, *args: object) -> None:
-        if self._throttle.admit(str(args[0]) if args else msg) is not None:
-            self._logger.log(min(level, logging.WARNING), msg, *args)
+        relayed = _relay_level(level, args)
+        # per facility and level: a harmless INFO line must not hold back a real warning of its facility
+        if self._throttle.admit(f"{args[0] if args else msg}/{relayed}") is not None:
+            self._logger.log(relayed, msg, *args)
+
+
+def _relay_level(level: int, args: tuple[object, ...]) -> int:
+    """The Python level of one librdkafka line; `args` are confluent-kafka's (facility, name, text)."""
+    facility = str(args[0]) if args else ""
+    text = " ".join(str(a) for a in args[1:])
+    if any(facility == fac and needle in text for fac, needle in _HARMLESS_CLIENT_LOGS):
+        return min(level, logging.INFO)
+    return min(level, logging.WARNING)
 
 
 def _describe(exc: KafkaException) -> str:
@@ -291,6 +328,7 @@ class PublisherState(enum.Enum):
 
 
 ProducerFactory = Callable[[dict[str, Any]], Producer]
+AdminFactory = Callable[[dict[str, Any]], AdminClient]
 
 
 class KafkaPublisher:
@@ -299,6 +337,10 @@ class KafkaPublisher:
     A background thread polls the producer, which serves delivery reports and client errors. `publish()`
     is a coroutine (use one event loop per publisher); `flush`, `close`, `verify_topic` and `check_ready`
     block, so call them from a worker thread (`asyncio.to_thread`) when inside the loop.
+
+    A message too large for the producer's `message.max.bytes` or the topic's `max.message.bytes` fails
+    its batch with a hint naming that limit, or, with `oversized="truncate"`, is replaced by a reduced,
+    flagged version (`connector.oversized`) within the same batch, so the batch completes as usual.
     """
 
     def __init__(
@@ -312,8 +354,17 @@ class KafkaPublisher:
         producer_factory: ProducerFactory = Producer,
         poll_interval_s: float = _POLL_INTERVAL_S,
         buffer_wait_s: float = _BUFFER_WAIT_S,
+        oversized: OversizedPolicy = "fail",
+        admin_factory: AdminFactory = AdminClient,
     ) -> None:
         self._topic = topic
+        self._oversized: OversizedPolicy = oversized
+        self._producer_limit = int(settings.get("message.max.bytes", 1_000_000))
+        self._topic_limit: int | None = None  # the topic's max.message.bytes, read by verify_topic
+        self._admin_settings = {k: v for k, v in settings.items() if k.startswith(_CONNECTION_PREFIXES)}
+        self._admin_factory = admin_factory
+        self._serial = 0
+        self._latest: dict[str, int] = {}  # key -> serial of its latest produced message, while in flight
         self._bootstrap = str(settings.get("bootstrap.servers", "?"))
         self._metrics = metrics
         self._version = version.encode("utf-8")
@@ -366,43 +417,170 @@ class KafkaPublisher:
                 self.buffer_full_waits += 1
                 await asyncio.sleep(self._buffer_wait_s)  # the poller thread frees room meanwhile
 
-    def _produce(self, message: OutboundMessage, tracker: _BatchTracker) -> bool:
-        """Hand one message to librdkafka; False when its queue is full (BufferError)."""
+    def _produce(
+        self,
+        message: OutboundMessage,
+        tracker: _BatchTracker,
+        *,
+        attempt: int = 0,
+        cut: SizeLimit | None = None,
+    ) -> bool:
+        """Hand one message to librdkafka; False when its queue is full (BufferError).
+
+        `attempt` counts earlier size refusals of this conversation in this batch; `cut` says which limit
+        a truncated replacement was cut for (it is counted and logged once acknowledged).
+        """
         headers: list[tuple[str, str | bytes | None]] = [
             (name, value.encode("utf-8")) for name, value in message.headers.items()
         ]
         headers.append((HEADER_VERSION, self._version))
-        key = message.key
+        serial = self._claim_serial(message.key)
 
         def on_delivery(err: KafkaError | None, _msg: object) -> None:
-            self._on_delivery(tracker, key, err)
+            if err is not None and err.code() in _SIZE_ERRORS:
+                self._on_too_large(tracker, message, serial, "topic", attempt)
+            else:
+                self._on_delivery(tracker, message.key, err, serial=serial, cut=(cut, message))
 
         try:
             self._producer.produce(
-                self._topic, value=message.value, key=key, headers=headers, on_delivery=on_delivery
+                self._topic, value=message.value, key=message.key, headers=headers, on_delivery=on_delivery
             )
         except BufferError:
+            self._release_serial(message.key, serial)
             return False
-        except KafkaException as exc:  # refused before queueing (e.g. MSG_SIZE_TOO_LARGE): fails now
+        except KafkaException as exc:  # refused before queueing: fails (or is truncated) now
             err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-            self._on_delivery(tracker, key, err, fallback=str(exc))
+            if err is not None and err.code() in _SIZE_ERRORS:
+                return self._on_too_large(tracker, message, serial, "producer", attempt)
+            self._on_delivery(tracker, message.key, err, fallback=str(exc), serial=serial)
         return True
 
+    def _claim_serial(self, key: str) -> int:
+        with self._lock:
+            self._serial += 1
+            self._latest[key] = self._serial
+            return self._serial
+
+    def _release_serial(self, key: str, serial: int) -> None:
+        with self._lock:
+            if self._latest.get(key) == serial:
+                del self._latest[key]
+
     def _on_delivery(
-        self, tracker: _BatchTracker, key: str, err: KafkaError | None, *, fallback: str = ""
+        self,
+        tracker: _BatchTracker,
+        key: str,
+        err: KafkaError | None,
+        *,
+        fallback: str = "",
+        serial: int = 0,
+        hint: str = "",
+        cut: tuple[SizeLimit | None, OutboundMessage] | None = None,
     ) -> None:
         """Delivery report (poller thread): count the outcome, resolve the batch after its last one."""
+        self._release_serial(key, serial)
         failure = None
         if err is not None or fallback:
             code, text = (err.name(), err.str()) if err is not None else ("_PRODUCE", fallback)
-            failure = DeliveryFailure(key=key, code=code, error=text)
+            failure = DeliveryFailure(key=key, code=code, error=text, hint=hint)
             self._metrics.kafka_delivery_errors.inc()
             if err is not None and err.fatal():
                 self._latch_fatal(f"{code}: {text}")
+        elif cut is not None and cut[0] is not None:
+            self._note_truncated(cut[0], cut[1])
         with self._lock:
             complete = tracker.record(failure)
         if complete:
             tracker.resolve()
+
+    # --- oversized messages ----------------------------------------------------------------------
+    def _limit_text(self, limit: SizeLimit) -> str:
+        if limit == "producer":
+            return f"kafka.message_max_bytes (librdkafka message.max.bytes = {self._producer_limit} bytes)"
+        known = f" = {self._topic_limit} bytes" if self._topic_limit is not None else ""
+        return f"the max.message.bytes of topic {self._topic!r}{known}"
+
+    def _on_too_large(
+        self, tracker: _BatchTracker, message: OutboundMessage, serial: int, limit: SizeLimit, attempt: int
+    ) -> bool:
+        """A message refused for its size: send a reduced one (truncate), else fail it naming the limit.
+
+        Runs in the caller's thread for the producer's own limit (so the replacement takes the original's
+        place in the produce order) and in the poller thread for the broker's. Returns False only when the
+        replacement found the local queue full (the caller waits for room and tries the original again).
+        """
+        if self._oversized == "truncate" and attempt < _MAX_SIZE_ATTEMPTS:
+            with self._lock:
+                superseded = self._latest.get(message.key) != serial
+            if superseded:  # a newer snapshot of this conversation was produced after it: do not overtake it
+                err = KafkaError(KafkaError._STATE, "superseded by a newer snapshot while refused for size")
+                self._on_delivery(tracker, message.key, err, serial=serial)
+                return True
+            replacement = self._replacement(message, limit)
+            if replacement is not None:
+                self._release_serial(message.key, serial)
+                return self._send_replacement(tracker, message, replacement, limit, attempt)
+        err = KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, f"refused by the {limit}'s size limit")
+        self._on_delivery(tracker, message.key, err, serial=serial, hint=self._size_hint(message, limit))
+        return True
+
+    def _send_replacement(
+        self,
+        tracker: _BatchTracker,
+        message: OutboundMessage,
+        replacement: OutboundMessage,
+        limit: SizeLimit,
+        attempt: int,
+    ) -> bool:
+        cut = limit if replacement is not message else None
+        if limit == "producer":
+            return self._produce(replacement, tracker, attempt=attempt + 1, cut=cut)
+        if not self._produce(replacement, tracker, attempt=attempt + 1, cut=cut):  # poller thread: no waiting
+            err = KafkaError(KafkaError._QUEUE_FULL, "local queue full while re-producing a refused record")
+            self._on_delivery(tracker, message.key, err)
+        return True
+
+    def _size_hint(self, message: OutboundMessage, limit: SizeLimit) -> str:
+        """Which limit refused `message`, and what to do about it (for the fatal error's message)."""
+        size = wire_size(message)
+        original = message.headers.get(HEADER_ORIGINAL_BYTES)
+        prefix = f"{original} bytes before truncation, {size} after; " if original else f"{size} bytes; "
+        limit_text = self._limit_text(limit)
+        if limit == "topic" and self._topic_limit is not None and size < self._topic_limit:
+            return f"{prefix}refused with its record batch, which exceeded {limit_text}: set " + (
+                "kafka.message_max_bytes at most that"
+            )
+        if self._oversized == "truncate":
+            return f"{prefix}even its reduced form exceeds {limit_text}"
+        return f"{prefix}the limit hit is {limit_text}: raise it, or set kafka.oversized_records: truncate"
+
+    def _replacement(self, message: OutboundMessage, limit: SizeLimit) -> OutboundMessage | None:
+        """What to send instead: the message itself if it fits the limit on its own, else a reduced one.
+
+        A broker rejects a whole record batch, so a message that fits may have been rejected along with
+        an oversized neighbour: it is sent again unchanged. When the topic's limit is unknown (no right to
+        describe the topic), each refusal halves the target size.
+        """
+        size = wire_size(message)
+        limit_bytes = self._producer_limit if limit == "producer" else self._topic_limit
+        if limit_bytes is None:
+            return truncated_message(message, size // 2)
+        if limit == "topic" and size <= limit_bytes - size_margin(limit_bytes):
+            return message
+        return truncated_message(message, limit_bytes)
+
+    def _note_truncated(self, limit: SizeLimit, message: OutboundMessage) -> None:
+        self._metrics.records_truncated.labels(limit).inc()
+        log.warning(
+            "conversation %s was %s bytes, over %s: published a truncated version of %d bytes "
+            "(header genesys.truncated=true)",
+            message.key,
+            message.headers.get(HEADER_ORIGINAL_BYTES, "?"),
+            self._limit_text(limit),
+            len(message.value),
+            extra={"conversation_id": message.key, "limit": limit},
+        )
 
     def _loop_enqueue_lock(self, loop: asyncio.AbstractEventLoop) -> asyncio.Lock:
         if self._enqueue_lock is None or self._enqueue_lock[0] is not loop:
@@ -506,6 +684,8 @@ class KafkaPublisher:
         topic = metadata.topics.get(self._topic)
         error = None if topic is None else topic.error
         if topic is not None and error is None and topic.partitions:
+            if self._topic_limit is None:
+                self._topic_limit = self._read_topic_limit(timeout_s)
             return
         if error is None or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
             raise DeliveryError(
@@ -515,6 +695,29 @@ class KafkaPublisher:
         raise DeliveryError(
             f"topic {self._topic!r} is not usable", kafka_error=f"{error.name()}: {error.str()}"
         )
+
+    def _read_topic_limit(self, timeout_s: float) -> int | None:
+        """The topic's effective `max.message.bytes` (to name it in errors, and to truncate to it).
+
+        Best effort: a client without the right to describe topic configs gets None (then a record the
+        broker refuses is halved until it fits; see `_replacement`).
+        """
+        resource = ConfigResource(ConfigResource.Type.TOPIC, self._topic)
+        try:
+            admin = self._admin_factory({**self._admin_settings, "logger": _ClientLogRelay(self._clock)})
+            future = admin.describe_configs([resource], request_timeout=timeout_s)[resource]
+            limit = int(future.result(timeout=timeout_s)["max.message.bytes"].value)
+        except Exception as exc:  # noqa: BLE001 - only the error messages and truncation depend on it
+            log.info("cannot read max.message.bytes of topic %r (%s): it is left unknown", self._topic, exc)
+            return None
+        log.info(
+            "topic %r accepts record batches up to %d bytes (max.message.bytes); "
+            "kafka.message_max_bytes is %d",
+            self._topic,
+            limit,
+            self._producer_limit,
+        )
+        return limit
 
     def check_ready(self, timeout_s: float = 5.0) -> bool:
         """For /readyz: the producer is healthy and the topic's metadata answers within `timeout_s`."""

@@ -187,7 +187,12 @@ async def _run(
         stack.callback(health.stop)
 
         publisher = KafkaPublisher(
-            producer_settings(settings.kafka), settings.kafka.topic, metrics, version=__version__, clock=clock
+            producer_settings(settings.kafka),
+            settings.kafka.topic,
+            metrics,
+            version=__version__,
+            clock=clock,
+            oversized=settings.kafka.oversized_records,
         )
         stack.callback(publisher.close)
         await asyncio.to_thread(publisher.verify_topic, min(30.0, settings.kafka.delivery_timeout_ms / 1000))

@@ -139,6 +139,13 @@ class SimulatorControl:
             mutation = MUTATION_NAMES[kind]
         return self._sim.mutate(conversation_id, mutation)
 
+    def inflate(self, conversation_id: str, segments: int) -> int:
+        """Make a conversation very large: `segments` extra segments on its last session (as a long chat
+        or e-mail thread has). For tests of records over Kafka's size limits; returns the new version."""
+        if segments < 0:
+            raise ValueError("segments must be >= 0")
+        return self._sim.inflate(conversation_id, segments)
+
     def tick(self) -> int:
         """Run every scheduled mutation that is due now (and move jobs along); returns how many applied."""
         with self._sim.lock:

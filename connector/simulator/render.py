@@ -551,8 +551,24 @@ def _late_additions(spec: ConversationSpec, layout: _Layout, doc: Json) -> None:
         ]
 
 
-def render_record(spec: ConversationSpec, catalog: Catalog, *, attributes: bool = False) -> Json:
-    """The conversation detail record as Genesys returns it (a fresh dict; safe to mutate)."""
+def _add_segments(doc: Json, count: int) -> None:
+    """`count` more segments on the last session: copies of its last one, numbered (a long thread)."""
+    sessions = [s for p in doc["participants"] for s in p["sessions"]]
+    if not sessions or count <= 0:
+        return
+    segments = sessions[-1]["segments"]
+    last = segments[-1]
+    for i in range(count):
+        part = {"property": "part", "propertyType": "integer", "value": str(i)}
+        segments.append({**last, "segmentType": "interact", "properties": [part]})
+
+
+def render_record(
+    spec: ConversationSpec, catalog: Catalog, *, attributes: bool = False, extra_segments: int = 0
+) -> Json:
+    """The conversation detail record as Genesys returns it (a fresh dict; safe to mutate).
+
+    `extra_segments` > 0 makes it very long (`SimulatorControl.inflate`)."""
     layout = _Layout(spec, catalog)
     layout.build()
     is_open = spec.stage == Stage.OPEN
@@ -576,4 +592,5 @@ def render_record(spec: ConversationSpec, catalog: Catalog, *, attributes: bool 
     doc["participants"] = _participants(layout, cut, settled, _attributes(spec) if attributes else None)
     if not is_open:
         _late_additions(spec, layout, doc)
+    _add_segments(doc, extra_segments)
     return doc

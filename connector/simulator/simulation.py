@@ -92,6 +92,7 @@ class Simulation:
             job_max_interval_days=config.job_max_interval_days,
             strict_dimensions=config.strict_dimensions,
         )
+        self._inflated: dict[str, int] = {}  # conversationId -> extra segments (tests of oversized records)
         self.engine = QueryEngine(self.store, self.catalog, self.render)
         self.auth = AuthService(
             [c.credentials() for c in config.clients],
@@ -153,7 +154,8 @@ class Simulation:
 
     def render(self, spec: ConversationSpec, attributes: bool = False) -> dict[str, Any]:
         """The record of a spec as a fresh dict."""
-        return render_record(spec, self.catalog, attributes=attributes)
+        extra = self._inflated.get(spec.cid, 0)
+        return render_record(spec, self.catalog, attributes=attributes, extra_segments=extra)
 
     def record_bytes(self, spec: ConversationSpec, *, attributes: bool = False) -> bytes:
         """The record as JSON bytes, from a small LRU keyed by (id, version, attributes)."""
@@ -162,7 +164,7 @@ class Simulation:
         if cached is not None:
             self._render_cache.move_to_end(key)
             return cached
-        data = orjson.dumps(render_record(spec, self.catalog, attributes=attributes))
+        data = orjson.dumps(self.render(spec, attributes))
         if self.config.render_cache_size:
             self._render_cache[key] = data
             if len(self._render_cache) > self.config.render_cache_size:
@@ -249,6 +251,16 @@ class Simulation:
                 self.insert(spec, now)
                 ids.append(spec.cid)
             return ids
+
+    def inflate(self, cid: str, segments: int) -> int:
+        """Give a conversation `segments` extra segments (a very long one); returns its new version."""
+        with self.lock:
+            spec = self.store.get(cid)
+            if spec is None:
+                raise KeyError(f"unknown conversation {cid}")
+            self._inflated[cid] = segments
+            spec.version += 1
+            return spec.version
 
     def mutate(self, cid: str, kind: MutationKind | None = None) -> int:
         """Apply one mutation now (default: the natural next one); returns the new version."""

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
+import struct
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,6 +26,7 @@ from connector.errors import (
     RateLimitedError,
     RetriesExhaustedError,
     UpstreamUnavailableError,
+    describe_exception,
 )
 from connector.metrics import ConnectorMetrics
 
@@ -202,6 +207,61 @@ def test_transport_errors(exc: httpx.RequestError, reason: str) -> None:
     error = classify_transport_error(exc, endpoint="details_query")
     assert isinstance(error, UpstreamUnavailableError)
     assert error.reason == reason
+
+
+def _reset_by_peer() -> httpx.RequestError:
+    """What httpx raises when the server resets the connection (a real local socket, SO_LINGER 0)."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()  # RST instead of FIN
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    async def call() -> httpx.RequestError:
+        async with httpx.AsyncClient() as http:
+            try:
+                await http.get(f"http://127.0.0.1:{server.getsockname()[1]}/")
+            except httpx.RequestError as exc:
+                return exc
+        raise AssertionError("the reset connection answered")
+
+    try:
+        return asyncio.run(call())
+    finally:
+        server.close()
+
+
+def test_a_connection_reset_says_what_happened_although_httpx_says_nothing() -> None:
+    exc = _reset_by_peer()
+    assert str(exc) == ""  # what used to be logged as "ReadError: "
+    error = classify_transport_error(exc, endpoint="details_query")
+    assert error.reason == "connection"
+    assert error.message.startswith(f"{type(exc).__name__} (caused by ")
+    assert "ConnectionResetError: ECONNRESET [errno 104] Connection reset by peer" in error.message
+
+
+def test_describe_exception_walks_the_chain_and_names_errnos() -> None:
+    def chained() -> httpx.ReadError:
+        try:
+            try:
+                raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+            except OSError as low:
+                raise RuntimeError() from low
+        except RuntimeError as mid:
+            error = httpx.ReadError("")
+            error.__cause__ = mid
+            return error
+
+    assert describe_exception(httpx.ReadError("read failed")) == "ReadError: read failed"
+    assert describe_exception(chained()) == (
+        "ReadError (caused by RuntimeError <- "
+        "ConnectionRefusedError: ECONNREFUSED [errno 111] Connection refused)"
+    )
+    assert describe_exception(httpx.ReadError("")) == "ReadError (no further detail from the transport)"
 
 
 # ---------------------------------------------------------------------------------------- calls and retries

@@ -10,16 +10,22 @@ import asyncio
 import logging
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from connector.clock import FakeClock
 from connector.errors import ConfigError, DeliveryError
 from connector.metrics import ConnectorMetrics
-from connector.publisher import BatchResult, KafkaPublisher, PublisherState
-from connector.records import OutboundMessage
+from connector.oversized import OversizedPolicy
+from connector.passes import _raise_if_permanent
+from connector.publisher import BatchResult, KafkaPublisher, PublisherState, _ClientLogRelay
+from connector.records import OutboundMessage, build_message
+from connector.windows import Window
 
 DEAD_BROKER = {
     "bootstrap.servers": "127.0.0.1:1",
@@ -149,3 +155,217 @@ def test_rejected_settings_are_a_config_error_without_the_secret() -> None:
         KafkaPublisher(settings, "t", ConnectorMetrics(), version="1")
     assert "Invalid value" in str(info.value)
     assert "hunter2" not in str(info.value)
+
+
+# --- oversized conversations: which limit, fail or truncate ------------------------------------------
+
+
+class FakeProducer:
+    """In-process stand-in for librdkafka and a broker, for the size paths only.
+
+    Like librdkafka, `produce()` refuses a value over `producer_limit` with MSG_SIZE_TOO_LARGE; like a
+    broker, the delivery report fails with MSG_SIZE_TOO_LARGE for a value over `topic_limit`, and once for
+    each key in `reject_once` (a small record rejected together with an oversized one in its batch).
+    """
+
+    def __init__(self, producer_limit: int, topic_limit: int, reject_once: set[str] | None = None) -> None:
+        self.producer_limit = producer_limit
+        self.topic_limit = topic_limit
+        self.reject_once = set(reject_once or ())
+        self.written: list[tuple[str, bytes, dict[str, str]]] = []
+        self._queue: list[tuple[str, bytes, dict[str, str], Any]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+
+    def produce(
+        self, topic: str, *, value: bytes, key: str, headers: list[tuple[str, bytes]], on_delivery: Any
+    ) -> None:
+        if len(value) > self.producer_limit:
+            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "Unable to produce message"))
+        with self._lock:
+            self._queue.append((key, value, {k: v.decode() for k, v in headers}, on_delivery))
+        self._wake.set()
+
+    def poll(self, timeout: float) -> int:
+        self._wake.wait(timeout)
+        self._wake.clear()
+        with self._lock:
+            queue, self._queue = self._queue, []
+        for key, value, headers, on_delivery in queue:
+            if len(value) > self.topic_limit or key in self.reject_once:
+                self.reject_once.discard(key)
+                on_delivery(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "Broker: Message size too large"), None)
+            else:
+                self.written.append((key, value, headers))
+                on_delivery(None, None)
+        return len(queue)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+    def flush(self, timeout: float) -> int:
+        return len(self)
+
+    def purge(self, **_kwargs: Any) -> None:
+        with self._lock:
+            self._queue.clear()
+
+    def close(self) -> None:
+        pass
+
+    def list_topics(self, topic: str, timeout: float) -> Any:
+        return SimpleNamespace(topics={topic: SimpleNamespace(error=None, partitions={0: None})})
+
+
+class FakeAdmin:
+    """Answers describe_configs with the topic's max.message.bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def describe_configs(self, resources: list[Any], request_timeout: float) -> dict[Any, Future[Any]]:
+        future: Future[Any] = Future()
+        future.set_result({"max.message.bytes": SimpleNamespace(value=str(self.limit))})
+        return {resources[0]: future}
+
+
+def conversation_message(cid: str, segments: int) -> OutboundMessage:
+    record = {
+        "conversationId": cid,
+        "conversationStart": "2026-05-01T10:00:00.000Z",
+        "participants": [
+            {
+                "participantId": f"{cid}-p",
+                "purpose": "agent",
+                "sessions": [
+                    {
+                        "sessionId": "s",
+                        "segments": [{"segmentType": "interact", "n": i} for i in range(segments)],
+                    }
+                ],
+            }
+        ],
+    }
+    window = Window(datetime(2026, 5, 1, 10, tzinfo=UTC), datetime(2026, 5, 1, 11, tzinfo=UTC))
+    return build_message(record, window=window, pass_label=0, observed_at=window.end)
+
+
+def fake_publisher(
+    producer: FakeProducer, *, oversized: OversizedPolicy, metrics: ConnectorMetrics
+) -> KafkaPublisher:
+    pub = KafkaPublisher(
+        {**DEAD_BROKER, "message.max.bytes": producer.producer_limit},
+        "t",
+        metrics,
+        version="1",
+        producer_factory=lambda _config: producer,  # type: ignore[arg-type,return-value]
+        admin_factory=lambda _config: FakeAdmin(producer.topic_limit),  # type: ignore[arg-type,return-value]
+        oversized=oversized,
+    )
+    pub.verify_topic(1.0)
+    return pub
+
+
+def truncated(metrics: ConnectorMetrics, limit: str) -> float:
+    return (
+        metrics.registry.get_sample_value("genesys_connector_records_truncated_total", {"limit": limit})
+        or 0.0
+    )
+
+
+def test_truncate_replaces_a_conversation_over_the_producer_limit_in_its_place(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    producer, metrics = FakeProducer(producer_limit=20_000, topic_limit=10**7), ConnectorMetrics()
+    batch = [conversation_message("a", 3), conversation_message("big", 2000), conversation_message("c", 3)]
+    with (
+        caplog.at_level(logging.WARNING),
+        fake_publisher(producer, oversized="truncate", metrics=metrics) as pub,
+    ):
+        result = asyncio.run(asyncio.wait_for(pub.publish(batch), timeout=10))
+    assert result == BatchResult(acked=3)
+    assert [key for key, _, _ in producer.written] == ["a", "big", "c"]  # produce order kept
+    _, value, headers = producer.written[1]
+    assert len(value) < 20_000 < len(batch[1].value)
+    assert headers["genesys.truncated"] == "true"
+    assert headers["genesys.original_bytes"] == str(len(batch[1].value))
+    assert "genesys.truncated" not in producer.written[0][2]
+    assert (truncated(metrics, "producer"), truncated(metrics, "topic")) == (1.0, 0.0)
+    warning = next(r.getMessage() for r in caplog.records if "truncated" in r.getMessage())
+    assert "big" in warning
+    assert str(len(batch[1].value)) in warning
+    assert "kafka.message_max_bytes" in warning
+
+
+def test_truncate_cuts_to_the_topic_limit_and_resends_batch_neighbours_unchanged() -> None:
+    producer = FakeProducer(producer_limit=4_194_304, topic_limit=20_480, reject_once={"small"})
+    metrics = ConnectorMetrics()
+    batch = [conversation_message("small", 3), conversation_message("big", 2000)]
+    with fake_publisher(producer, oversized="truncate", metrics=metrics) as pub:
+        result = asyncio.run(asyncio.wait_for(pub.publish(batch), timeout=10))
+    assert result == BatchResult(acked=2)
+    written = {key: (value, headers) for key, value, headers in producer.written}
+    assert written["small"][0] == batch[0].value
+    assert "genesys.truncated" not in written["small"][1]
+    big_value, big_headers = written["big"]
+    assert big_headers["genesys.truncated"] == "true"
+    assert len(big_value) < 20_480
+    assert (truncated(metrics, "producer"), truncated(metrics, "topic")) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("producer_limit", "topic_limit", "named", "not_named"),
+    [
+        (
+            20_000,
+            10**7,
+            "kafka.message_max_bytes (librdkafka message.max.bytes = 20000 bytes)",
+            "max.message.bytes of",
+        ),
+        (4_194_304, 20_480, "the max.message.bytes of topic 't' = 20480 bytes", "kafka.message_max_bytes"),
+    ],
+    ids=["producer", "topic"],
+)
+def test_fail_policy_stops_naming_the_limit_that_was_hit(
+    producer_limit: int, topic_limit: int, named: str, not_named: str
+) -> None:
+    producer, metrics = FakeProducer(producer_limit, topic_limit), ConnectorMetrics()
+    with fake_publisher(producer, oversized="fail", metrics=metrics) as pub:
+        result = asyncio.run(asyncio.wait_for(pub.publish([conversation_message("big", 2000)]), timeout=10))
+    assert [(f.key, f.code) for f in result.failures] == [("big", "MSG_SIZE_TOO_LARGE")]
+    with pytest.raises(DeliveryError) as info:
+        _raise_if_permanent(result.failures)
+    text = str(info.value)
+    assert named in text
+    assert not_named not in text.split("the limit hit is")[1]
+    assert "kafka.oversized_records: truncate" in text
+    assert producer.written == []
+    assert truncated(metrics, "producer") == truncated(metrics, "topic") == 0.0
+
+
+def test_coordinator_load_at_startup_is_info_and_other_client_warnings_stay_warnings(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    relay = _ClientLogRelay(clock)
+    with caplog.at_level(logging.DEBUG, logger="connector.publisher.librdkafka"):
+        relay.log(
+            logging.WARNING,
+            "%s [%s] %s",
+            "GETPID",
+            "rdkafka#producer-1",
+            "[thrd:main]: Failed to acquire idempotence PID from broker 127.0.0.1:9092/1: "
+            "Broker: Coordinator load in progress: retrying",
+        )
+        relay.log(
+            logging.WARNING,
+            "%s [%s] %s",
+            "GETPID",
+            "rdkafka#producer-2",
+            "Failed: Broker: Cluster authorization failed",
+        )
+        relay.log(
+            logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#producer-1", "Connect to ipv4#127.0.0.1:1 failed"
+        )
+    levels = [(r.levelno, r.getMessage().split(" ")[0]) for r in caplog.records]
+    assert levels == [(logging.INFO, "GETPID"), (logging.WARNING, "GETPID"), (logging.WARNING, "FAIL")]
