@@ -8,6 +8,7 @@ ConnectorError
 │   ├── PermissionDeniedError   403: the OAuth client lacks a permission (named in .permission)
 │   ├── ApiContractError        400/404/unexpected response shape that retrying cannot fix
 │   ├── DeliveryError           Kafka refused a message for good (fatal producer error, topic missing...)
+│   │   └── KafkaConnectionError  the startup check cannot reach Kafka: .reason authentication/tls/unreachable
 │   ├── CheckpointError         checkpoint unreadable, corrupt, newer format, or directory locked/unwritable
 │   │   └── StateDirectoryFullError  the state volume is full or over quota: not corruption, free space
 │   ├── RetriesExhaustedError   a retriable failure that kept failing past the retry budget
@@ -96,6 +97,19 @@ class DeliveryError(FatalError):
     def __init__(self, message: str, *, kafka_error: str | None = None) -> None:
         self.kafka_error = kafka_error
         super().__init__(message if kafka_error is None else f"{message}: {kafka_error}")
+
+
+class KafkaConnectionError(DeliveryError):
+    """The cluster could not be used at all: `reason` says why, so the message can say what to fix.
+
+    "authentication" (SASL credentials rejected) and "tls" (the handshake failed: untrusted broker
+    certificate, or a client certificate the broker refused) are raised as soon as librdkafka reports
+    them, since retrying cannot fix them; "unreachable" only after the whole startup timeout.
+    """
+
+    def __init__(self, message: str, *, reason: str, kafka_error: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(message, kafka_error=kafka_error)
 
 
 class CheckpointError(FatalError):

@@ -12,6 +12,11 @@ for batches whose result is `ok`; a failed batch means "replay the window pass".
 logged, rate-limited: librdkafka keeps retrying until `delivery.timeout.ms`, after which the affected
 messages fail their batch.
 
+Connecting: `verify_topic` (the startup check) waits for the cluster's metadata, but ends that wait as soon
+as librdkafka reports a failure no retry can fix - SASL credentials rejected, a TLS handshake failed - with
+a `KafkaConnectionError` saying which settings to check, so a misconfigured secured cluster fails within
+seconds instead of looking "unreachable" after the full timeout.
+
 Ordering: messages are produced in call order, and whole batches are enqueued one after another in the
 order `publish()` was called (a batch waiting for room in the local queue holds back later batches). The
 idempotent producer keeps that order per partition, and one key always maps to one partition, so the
@@ -24,6 +29,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -37,7 +43,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # the package
 )
 
 from connector.clock import Clock, SystemClock
-from connector.errors import ConfigError, DeliveryError
+from connector.errors import ConfigError, DeliveryError, KafkaConnectionError
 from connector.metrics import ConnectorMetrics
 from connector.oversized import (
     HEADER_ORIGINAL_BYTES,
@@ -66,6 +72,12 @@ _SIZE_ERRORS = (KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE)
 _MAX_SIZE_ATTEMPTS = 3
 #: Settings an AdminClient needs to reach the cluster (to read the topic's max.message.bytes).
 _CONNECTION_PREFIXES = ("bootstrap.", "client.id", "security.", "sasl.", "ssl.", "socket.", "broker.")
+
+# verify_topic asks for metadata in slices this long, checking for a non-transient failure after each.
+_METADATA_SLICE_S = 1.0
+# Text of a TLS alert the peer sent (e.g. "ssl/tls alert bad certificate": the broker refused our client
+# certificate). librdkafka reports it as _TRANSPORT; a broker going away gives "unexpected eof" instead.
+_TLS_ALERT_MARKER = "ssl/tls alert"
 
 
 # --- producer settings ---------------------------------------------------------------------------
@@ -313,6 +325,49 @@ def _relay_level(level: int, args: tuple[object, ...]) -> int:
     return min(level, logging.WARNING)
 
 
+@dataclass(frozen=True)
+class ConnectionFailure:
+    """A client error retrying cannot fix: `reason` ("authentication" or "tls") and what to check."""
+
+    reason: str
+    advice: str
+
+
+def classify_client_error(err: KafkaError) -> ConnectionFailure | None:
+    """The non-transient connection failure `err` reports, or None for errors worth retrying.
+
+    _AUTHENTICATION: SASL credentials rejected. _SSL: the TLS handshake failed on our side (most often
+    "certificate verify failed": the broker's certificate is not signed by kafka.ssl_ca_location).
+    _TRANSPORT carrying a TLS alert: the broker refused the handshake (usually the client certificate).
+    Any other _TRANSPORT (connection refused, reset, broker restarting) is transient.
+    """
+    code, text = err.code(), err.str()
+    if code in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED):
+        return ConnectionFailure(
+            "authentication", "check kafka.sasl_username, kafka.sasl_password and kafka.sasl_mechanism"
+        )
+    if code == KafkaError._SSL and "certificate verify failed" in text:
+        return ConnectionFailure(
+            "tls",
+            "the broker's certificate is not trusted: check kafka.ssl_ca_location "
+            "(the CA that signed the broker's certificate)",
+        )
+    if code == KafkaError._SSL:
+        return ConnectionFailure(
+            "tls",
+            "check kafka.security_protocol, kafka.ssl_ca_location and, for mutual TLS, "
+            "kafka.ssl_certificate_location and kafka.ssl_key_location",
+        )
+    if code == KafkaError._TRANSPORT and _TLS_ALERT_MARKER in text.lower():
+        return ConnectionFailure(
+            "tls",
+            "the broker sent a TLS alert (it refused the client certificate, or got none): check "
+            "kafka.ssl_certificate_location and kafka.ssl_key_location (a certificate signed by a CA the "
+            "broker trusts)",
+        )
+    return None
+
+
 def _describe(exc: KafkaException) -> str:
     """`CODE: text` of the KafkaError inside a KafkaException."""
     err = exc.args[0] if exc.args else None
@@ -374,6 +429,10 @@ class KafkaPublisher:
         self._lock = threading.Lock()
         self._pending: set[_BatchTracker] = set()
         self._fatal_reason: str | None = None
+        self._connection_failure: tuple[ConnectionFailure, str] | None = None  # (what, librdkafka's text)
+        self._secrets = [str(v) for k, v in settings.items() if is_secret_setting(k) and str(v)]
+        self._sasl_user = str(settings.get("sasl.username", ""))
+        self._sasl_mechanism = str(settings.get("sasl.mechanism", ""))
         self.state = PublisherState.OPEN
         self._enqueue_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._error_log = _LogThrottle(self._clock)
@@ -593,13 +652,34 @@ class KafkaPublisher:
         if err.fatal() or err.code() == KafkaError._FATAL:
             self._latch_fatal(f"{err.name()}: {err.str()}")
             return
+        failure = classify_client_error(err)
+        text = self._scrub(f"{err.name()}: {err.str()}")
+        if failure is not None:
+            with self._lock:
+                self._connection_failure = (failure, text)
         suppressed = self._error_log.admit(err.name())
         if suppressed is None:
             return
         more = f" ({suppressed} similar suppressed)" if suppressed else ""
-        log.warning(
-            "Kafka client error (retrying until delivery.timeout.ms): %s: %s%s", err.name(), err.str(), more
-        )
+        if failure is not None:
+            log.warning("%s (librdkafka keeps retrying): %s%s", self._failure_message(failure), text, more)
+            return
+        log.warning("Kafka client error (retrying until delivery.timeout.ms): %s%s", text, more)
+
+    def _failure_message(self, failure: ConnectionFailure) -> str:
+        """One line naming the cluster, the SASL user when it matters, and the settings to check."""
+        if failure.reason == "authentication":
+            return (
+                f"Kafka at {self._bootstrap} rejected the SASL credentials of user {self._sasl_user!r} "
+                f"({self._sasl_mechanism or 'no mechanism'}): {failure.advice}"
+            )
+        return f"TLS handshake with Kafka at {self._bootstrap} failed: {failure.advice}"
+
+    def _scrub(self, text: str) -> str:
+        """`text` with every credential of the producer settings replaced by `***`."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def _latch_fatal(self, reason: str) -> None:
         with self._lock:
@@ -634,10 +714,7 @@ class KafkaPublisher:
         try:
             return factory(config)
         except (KafkaException, ValueError, TypeError) as exc:
-            text = _describe(exc) if isinstance(exc, KafkaException) else str(exc)
-            for key, value in settings.items():
-                if is_secret_setting(key) and str(value):
-                    text = text.replace(str(value), "***")
+            text = self._scrub(_describe(exc) if isinstance(exc, KafkaException) else str(exc))
             raise ConfigError([f"kafka: the producer settings were rejected: {text}"]) from None
 
     def _poll_loop(self) -> None:
@@ -671,16 +748,13 @@ class KafkaPublisher:
         return remaining
 
     def verify_topic(self, timeout_s: float = 30.0) -> None:
-        """Startup check: the cluster answers within `timeout_s` and the topic exists, else DeliveryError."""
+        """Startup check: the cluster answers within `timeout_s` and the topic exists, else DeliveryError.
+
+        Raises KafkaConnectionError: at once (within about a second) when librdkafka reports rejected
+        SASL credentials or a failed TLS handshake, else after `timeout_s` without metadata.
+        """
         self._raise_if_unusable()
-        try:
-            metadata = self._producer.list_topics(topic=self._topic, timeout=timeout_s)
-        except KafkaException as exc:
-            raise DeliveryError(
-                f"Kafka is unreachable at {self._bootstrap}: no metadata within {timeout_s:g} s "
-                "(check kafka.bootstrap_servers, the network and the security settings)",
-                kafka_error=_describe(exc),
-            ) from None
+        metadata = self._topic_metadata(timeout_s)
         topic = metadata.topics.get(self._topic)
         error = None if topic is None else topic.error
         if topic is not None and error is None and topic.partitions:
@@ -718,6 +792,34 @@ class KafkaPublisher:
             self._producer_limit,
         )
         return limit
+
+    def _topic_metadata(self, timeout_s: float) -> Any:
+        """The topic's metadata, asked for in slices of about a second so that a non-transient failure
+        reported meanwhile (by the poller thread, into `_connection_failure`) ends the wait early."""
+        slices = max(1, math.ceil(timeout_s / _METADATA_SLICE_S))
+        last = "no answer"
+        for _ in range(slices):
+            try:
+                metadata = self._producer.list_topics(topic=self._topic, timeout=timeout_s / slices)
+            except KafkaException as exc:
+                last = self._scrub(_describe(exc))
+                with self._lock:
+                    found = self._connection_failure
+                if found is not None:
+                    failure, text = found
+                    raise KafkaConnectionError(
+                        self._failure_message(failure), reason=failure.reason, kafka_error=text
+                    ) from None
+                continue
+            with self._lock:
+                self._connection_failure = None  # it worked: an earlier failure is no longer current
+            return metadata
+        raise KafkaConnectionError(
+            f"Kafka is unreachable at {self._bootstrap}: no metadata within {timeout_s:g} s "
+            "(check kafka.bootstrap_servers, the network and the security settings)",
+            reason="unreachable",
+            kafka_error=last,
+        )
 
     def check_ready(self, timeout_s: float = 5.0) -> bool:
         """For /readyz: the producer is healthy and the topic's metadata answers within `timeout_s`."""

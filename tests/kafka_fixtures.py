@@ -4,6 +4,9 @@
   otherwise starts `connector.broker.EmbeddedKafka` from the jar cache; missing jars FAIL the tests
   with a message saying to run `make kafka` (they are never skipped).
 - `kafka_topic` (function): a new, uniquely named topic with 3 partitions.
+- `secure_kafka` (session): a second broker, started only by the tests that ask for it, that also listens
+  with SASL_SSL (SCRAM-SHA-512) and with mutual TLS; see `SecureKafka`. Always embedded: an external
+  cluster's credentials and CA are not known to the suite.
 - `consume_all(bootstrap, topic, ...)`: read a topic from the beginning into `ConsumedMessage`s.
 """
 
@@ -14,12 +17,16 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from tls_material import CertificateAuthority
 
 from connector.broker import EmbeddedKafka, create_topic
+from connector.broker.security import BrokerSecurity, ScramUser
 from connector.errors import BrokerError
 
 KAFKA_ENV = "KAFKA_BOOTSTRAP_SERVERS"
@@ -50,6 +57,67 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail(f"cannot start the embedded Kafka broker (run `make kafka` to fetch its jars): {exc}")
     try:
         yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+@dataclass(frozen=True)
+class SecureKafka:
+    """The secured test broker: its three listeners, a SCRAM user, and PEM files for clients.
+
+    `bootstrap_servers` is PLAINTEXT (create and read topics there); `sasl_ssl_bootstrap_servers` needs
+    the SCRAM user and trusts `ca_location`; `mtls_bootstrap_servers` needs a client certificate signed
+    by that CA (`client_certificate_location` / `client_key_location`). `untrusted_ca_location` is a
+    CA that did not sign the broker's certificate.
+    """
+
+    bootstrap_servers: str
+    sasl_ssl_bootstrap_servers: str
+    mtls_bootstrap_servers: str
+    username: str
+    password: str = field(repr=False)
+    ca_location: Path
+    untrusted_ca_location: Path
+    client_certificate_location: Path
+    client_key_location: Path
+
+
+SCRAM_USERNAME = "connector"
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
+    """A broker with SASL_SSL and mutual-TLS listeners (see SecureKafka), for the session."""
+    pem_dir = tmp_path_factory.mktemp("tls")
+    ca = CertificateAuthority("genesys-connector test CA")
+    broker_pem = ca.issue("localhost", hosts=("localhost", "127.0.0.1"))
+    client_cert, client_key = ca.issue("genesys-connector test client").write(pem_dir, "client")
+    (pem_dir / "ca.crt").write_text(ca.certificate_pem, encoding="ascii")
+    (pem_dir / "untrusted-ca.crt").write_text(CertificateAuthority("unrelated CA").certificate_pem)
+    password = f"pw-{uuid.uuid4().hex}"
+    security = BrokerSecurity(
+        certificate_chain=broker_pem.certificate,
+        private_key=broker_pem.private_key,
+        trusted_certificates=ca.certificate_pem,
+        scram_users=(ScramUser(SCRAM_USERNAME, password, "SCRAM-SHA-512"),),
+    )
+    broker = EmbeddedKafka(work_dir=tmp_path_factory.mktemp("kafka-secure"), security=security)
+    try:
+        broker.start()
+    except BrokerError as exc:
+        pytest.fail(f"cannot start the secured embedded Kafka broker (run `make kafka` for its jars): {exc}")
+    try:
+        yield SecureKafka(
+            bootstrap_servers=broker.bootstrap_servers,
+            sasl_ssl_bootstrap_servers=broker.sasl_ssl_bootstrap_servers,
+            mtls_bootstrap_servers=broker.mtls_bootstrap_servers,
+            username=SCRAM_USERNAME,
+            password=password,
+            ca_location=pem_dir / "ca.crt",
+            untrusted_ca_location=pem_dir / "untrusted-ca.crt",
+            client_certificate_location=client_cert,
+            client_key_location=client_key,
+        )
     finally:
         broker.stop()
 

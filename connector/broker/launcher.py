@@ -36,6 +36,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from connector.broker import fetch
+from connector.broker.security import MTLS_LISTENER, SASL_SSL_LISTENER, BrokerSecurity
 from connector.errors import BrokerError
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,10 @@ class EmbeddedKafka:
     >>> with EmbeddedKafka() as kafka:                       # doctest: +SKIP
     ...     kafka.create_topic("genesys.conversations", partitions=3)
     ...     print(kafka.bootstrap_servers)                    # 127.0.0.1:PORT
+
+    With `security` (connector.broker.security.BrokerSecurity) the broker also listens with SASL_SSL
+    (`sasl_ssl_bootstrap_servers`) and with mutual TLS (`mtls_bootstrap_servers`); `bootstrap_servers`
+    stays PLAINTEXT for setting up and reading topics.
     """
 
     def __init__(
@@ -143,6 +148,7 @@ class EmbeddedKafka:
         stop_timeout_s: float = 30.0,
         die_with_parent: bool = True,
         java: str = "java",
+        security: BrokerSecurity | None = None,
     ) -> None:
         self._lib_dir = lib_dir
         self._work_dir = work_dir
@@ -154,6 +160,8 @@ class EmbeddedKafka:
         self._stop_timeout_s = stop_timeout_s
         self._die_with_parent = die_with_parent
         self._java = java
+        self._security = security
+        self._secure_ports: dict[str, int] = {}
         self._proc: subprocess.Popen[bytes] | None = None
         self._broker_port = 0
         self.state = BrokerState.NEW
@@ -165,6 +173,23 @@ class EmbeddedKafka:
         if self.state is not BrokerState.RUNNING:
             raise BrokerError(f"the embedded Kafka broker is not running (state {self.state.value})")
         return f"127.0.0.1:{self._broker_port}"
+
+    @property
+    def sasl_ssl_bootstrap_servers(self) -> str:
+        """`127.0.0.1:PORT` of the SASL_SSL listener (SCRAM users, server-side TLS only)."""
+        return self._secure_address(SASL_SSL_LISTENER)
+
+    @property
+    def mtls_bootstrap_servers(self) -> str:
+        """`127.0.0.1:PORT` of the SSL listener that requires a client certificate (mutual TLS)."""
+        return self._secure_address(MTLS_LISTENER)
+
+    def _secure_address(self, listener: str) -> str:
+        if self.state is not BrokerState.RUNNING:
+            raise BrokerError(f"the embedded Kafka broker is not running (state {self.state.value})")
+        if listener not in self._secure_ports:
+            raise BrokerError("the embedded Kafka broker was started without `security`: no secure listeners")
+        return f"127.0.0.1:{self._secure_ports[listener]}"
 
     @property
     def work_dir(self) -> Path:
@@ -242,7 +267,9 @@ class EmbeddedKafka:
         work = self.work_dir
         data_dir = work / "data"
         shutil.rmtree(data_dir, ignore_errors=True)
-        self._broker_port, controller_port = free_ports(2)
+        secured = (SASL_SSL_LISTENER, MTLS_LISTENER) if self._security is not None else ()
+        self._broker_port, controller_port, *extra_ports = free_ports(2 + len(secured))
+        self._secure_ports = dict(zip(secured, extra_ports, strict=True))
         props = self._render(
             "server.properties",
             broker_port=self._broker_port,
@@ -250,6 +277,7 @@ class EmbeddedKafka:
             data_dir=data_dir,
             num_partitions=self._num_partitions,
             message_max_bytes=self._message_max_bytes,
+            **self._security_values(),
         )
         log4j = self._render("log4j2.properties")
         classpath = str(lib / "*")
@@ -257,6 +285,16 @@ class EmbeddedKafka:
         self._format_storage(base, lib, props)
         self._launch(base, props, work)
         self._wait_ready(time.monotonic() + self._startup_timeout_s)
+
+    def _security_values(self) -> dict[str, str]:
+        """Template values adding the secured listeners (all empty for a plaintext-only broker)."""
+        addresses = "".join(f",{name}://127.0.0.1:{port}" for name, port in self._secure_ports.items())
+        return {
+            "extra_listeners": addresses,
+            "extra_advertised": addresses,
+            "extra_protocols": "".join(f",{name}:{name}" for name in self._secure_ports),
+            "security_properties": "" if self._security is None else self._security.properties(),
+        }
 
     def _render(self, template: str, **values: object) -> Path:
         text = Template((_HERE / template).read_text(encoding="utf-8")).substitute(values)
@@ -267,6 +305,8 @@ class EmbeddedKafka:
     def _format_storage(self, base: list[str], lib: Path, props: Path) -> None:
         cmd = [*base[:1], "-Xmx256m", *base[1:], storage_tool_class(lib)]
         cmd += ["format", "-t", random_cluster_id(), "-c", str(props), "--standalone"]
+        if self._security is not None:
+            cmd += self._security.format_arguments()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
         except subprocess.TimeoutExpired as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -19,11 +20,17 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from connector.clock import FakeClock
-from connector.errors import ConfigError, DeliveryError
+from connector.errors import ConfigError, DeliveryError, KafkaConnectionError
 from connector.metrics import ConnectorMetrics
 from connector.oversized import OversizedPolicy
 from connector.passes import _raise_if_permanent
-from connector.publisher import BatchResult, KafkaPublisher, PublisherState, _ClientLogRelay
+from connector.publisher import (
+    BatchResult,
+    KafkaPublisher,
+    PublisherState,
+    _ClientLogRelay,
+    classify_client_error,
+)
 from connector.records import OutboundMessage, build_message
 from connector.windows import Window
 
@@ -369,3 +376,69 @@ def test_coordinator_load_at_startup_is_info_and_other_client_warnings_stay_warn
         )
     levels = [(r.levelno, r.getMessage().split(" ")[0]) for r in caplog.records]
     assert levels == [(logging.INFO, "GETPID"), (logging.WARNING, "GETPID"), (logging.WARNING, "FAIL")]
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "reason", "advice"),
+    [
+        (
+            KafkaError._AUTHENTICATION,
+            "SASL authentication error: invalid credentials",
+            "authentication",
+            "kafka.sasl_password",
+        ),
+        (KafkaError._SSL, "SSL handshake failed: certificate verify failed", "tls", "kafka.ssl_ca_location"),
+        (KafkaError._SSL, "SSL handshake failed: no shared cipher", "tls", "kafka.security_protocol"),
+        (
+            KafkaError._TRANSPORT,
+            "Receive failed: SSL routines::ssl/tls alert bad certificate",
+            "tls",
+            "kafka.ssl_certificate_location",
+        ),
+    ],
+)
+def test_authentication_and_tls_failures_are_classified(
+    code: int, text: str, reason: str, advice: str
+) -> None:
+    failure = classify_client_error(KafkaError(code, text))
+    assert failure is not None
+    assert failure.reason == reason
+    assert advice in failure.advice
+
+
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [
+        (KafkaError._TRANSPORT, "Connect to ipv4#127.0.0.1:1 failed: Connection refused"),
+        (KafkaError._TRANSPORT, "Receive failed: SSL routines::unexpected eof while reading"),
+        (KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"),
+    ],
+)
+def test_transient_client_errors_are_not_classified(code: int, text: str) -> None:
+    assert classify_client_error(KafkaError(code, text)) is None
+
+
+def test_verify_topic_stops_waiting_once_credentials_are_rejected(factory: CapturingFactory) -> None:
+    settings = {
+        **DEAD_BROKER,
+        "sasl.username": "svc",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.password": "hunter2-secret",
+    }
+    with KafkaPublisher(settings, "t", ConnectorMetrics(), version="1", producer_factory=factory) as pub:
+        # as the poller would serve it; the (made-up) text quoting the password must not leak it
+        rejected = KafkaError(KafkaError._AUTHENTICATION, "SASL authentication error (hunter2-secret)")
+        threading.Thread(target=factory.config["error_cb"], args=(rejected,)).start()
+        began = time.monotonic()
+        with pytest.raises(KafkaConnectionError) as info:
+            pub.verify_topic(timeout_s=60)
+        assert time.monotonic() - began < 30  # a few 1 s metadata slices at most, not the 60 s budget
+    assert info.value.reason == "authentication"
+    assert "rejected the SASL credentials of user 'svc' (SCRAM-SHA-512)" in str(info.value)
+    assert "hunter2" not in str(info.value)
+
+
+def test_verify_topic_without_an_answer_is_unreachable_after_the_timeout(publisher: KafkaPublisher) -> None:
+    with pytest.raises(KafkaConnectionError, match=r"Kafka is unreachable at 127\.0\.0\.1:1") as info:
+        publisher.verify_topic(timeout_s=1.5)
+    assert info.value.reason == "unreachable"
