@@ -60,6 +60,8 @@ class LoopSettings:
     follow_open_after: timedelta = timedelta(days=4)
     follow_open_max_age: timedelta = timedelta(days=31)
     follow_open_batch: int = 500
+    # A re-scan still waiting or running this long after it was due is catch-up work (see `catching_up`).
+    overdue_after: timedelta = timedelta(minutes=5)
 
 
 @dataclass
@@ -155,10 +157,16 @@ class Connector:
         now = self._clock.now()
         mono = self._clock.monotonic()
         # Behind is judged by what is *done* (the watermark), not by what was handed out: the last
-        # catch-up windows still deserve the full catch-up budget while they are being read.
-        behind = self._planner.is_behind(self._progress.watermark)
-        self._pacer.set_catching_up(behind)
-        limit = self._settings.max_parallel_passes if behind else self._settings.live_parallel_passes
+        # catch-up windows still deserve the full catch-up budget while they are being read; overdue
+        # re-scans are catch-up work too.
+        catch_up = catching_up(
+            first_pass_behind=self._planner.is_behind(self._progress.watermark),
+            oldest_due=self._progress.oldest_due_rescan(now),
+            now=now,
+            overdue_after=self._settings.overdue_after,
+        )
+        self._pacer.set_catching_up(catch_up)
+        limit = self._settings.max_parallel_passes if catch_up else self._settings.live_parallel_passes
         running = set(st.tasks.values())
         for key in list(st.resume_page):
             if len(st.tasks) >= limit:
@@ -361,6 +369,19 @@ class Connector:
                 "rescans_pending": len(self._progress.rescans),
             },
         )
+
+
+def catching_up(
+    *, first_pass_behind: bool, oldest_due: datetime | None, now: datetime, overdue_after: timedelta
+) -> bool:
+    """Whether the loop is catching up (full budget share, `max_parallel_passes`) or live (polite share).
+
+    Work that is overdue is catch-up work: besides a first pass behind `now - lag`, a re-scan that has been
+    due for longer than `overdue_after` (waiting for a slot, or still running) means the connector is not
+    keeping up - e.g. a bounded run whose watermark reached `windows.end` with every window's re-scans
+    still to do. Live polling starts each re-scan as it comes due and finishes it well within that time.
+    """
+    return first_pass_behind or (oldest_due is not None and now - oldest_due > overdue_after)
 
 
 def _is_retried_later(exc: BaseException) -> bool:

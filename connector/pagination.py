@@ -5,17 +5,26 @@ Rules (genesys-api.md §1.4, §7):
 - Pages are requested by `pageNumber` 1, 2, 3... and the interval is finished at the first page with no
   `conversations` (absent or empty). Never earlier: `totalHits` is approximate and pages can be short
   because Genesys drops duplicates from them.
-- Speed: once the first page has answered with `totalHits`, the pages up to `ceil(totalHits / pageSize)`
-  are fetched concurrently (at most `concurrency` ahead of the consumer), then paging continues one page at
-  a time until the empty page. Pages are always yielded in page order; the first empty page ends the run.
+- Speed, bounded by evidence: later pages are prefetched concurrently (at most `concurrency` ahead of the
+  consumer), but never more pages in flight than pages already seen to exist (`may_prefetch`): depth
+  doubles with each round trip, so a `totalHits` far above the data costs at most about as many extra
+  requests as the window has pages (not `concurrency` per window). `totalHits` only bounds the prefetch:
+  past `ceil(totalHits / pageSize)` the count restarts from the pages found past it (a low or 0 estimate
+  pages one at a time until the data shows more). Pages are always yielded in page order; the first empty
+  page ends the run.
 - Dedupe within the window by `conversationId`: new data shifts offsets while we page, so a record can come
   back on a later page. A repeat is dropped when its first copy had ended (`conversationEnd` present); if
   the first copy was still in progress, the later (fresher) copy is yielded too, so an ended version is not
   lost. Dropped repeats are counted on the page (`duplicates`).
-- The 100,000-result cap (`pageNumber x pageSize <= 100000`): if the first page's `totalHits` exceeds 80 %
-  of it, or Genesys answers 400 "Pagination may not exceed...", the window is split in halves and each half
-  is paged the same way (recursively; `window_splits` counts it). Conversations already yielded are not
-  yielded again (dedupe spans the whole requested window).
+- The 100,000-result cap (`pageNumber x pageSize <= 100000`) is met by splitting the window in halves and
+  paging each half the same way (recursively; `window_splits` counts it), on evidence only: Genesys answers
+  400 "Pagination may not exceed..." (or the next page would pass the cap), or the first page's `totalHits`
+  exceeds 80 % of the cap *and* the page at that depth (`probe_page`, one extra request) holds
+  conversations. `totalHits` alone never splits: it is approximate (genesys-api.md §1.2), and a wrong one
+  used to split a 300-conversation window into 1-second windows (thousands of requests). Conversations
+  already yielded are not yielded again (dedupe spans the whole requested window).
+- When a window's `totalHits` and the conversations actually paged disagree by more than its documented
+  slack (`estimate_disagrees`), a WARNING says so: paging went by the data.
 - Resume: `start_page` > 1 continues an interrupted window at that page. If the window then turns out to
   need splitting, it is paged again from the start, in halves (duplicates are absorbed downstream).
 
@@ -44,7 +53,8 @@ log = logging.getLogger(__name__)
 
 #: Most results Genesys lets one query page through.
 PAGINATION_CAP = 100_000
-#: Split a window up front when its first page reports more hits than this share of the cap.
+#: Probe for a split when the first page reports more hits than this share of the cap; split when the
+#: page at this depth holds conversations.
 SPLIT_RATIO = 0.8
 #: Windows shorter than this are never split (a window this dense cannot be paged completely anyway).
 MIN_SPLIT_LENGTH = timedelta(seconds=1)
@@ -141,36 +151,84 @@ class PagedQuery:
             async for page in self._split(window, run, reason=str(exc)):
                 yield page
             return
+        last_expected = math.ceil(first.total_hits / self._page_size) if first.total_hits else start_page
         if (
             first.total_hits is not None
             and first.total_hits > SPLIT_RATIO * self._cap
             and self._splittable(window)
         ):
-            async for page in self._split(window, run, reason=f"totalHits={first.total_hits}"):
-                yield page
-            return
-        if not first.conversations:
-            return
-        yield self._accept(window, first, run)
-        last_expected = math.ceil(first.total_hits / self._page_size) if first.total_hits else start_page
+            probe = self.probe_page()
+            reason = await self._split_evidence(window, start_page, first, probe)
+            if reason is not None:
+                async for page in self._split(window, run, reason=reason):
+                    yield page
+                return
+            last_expected = probe - 1  # the data ends before the (empty) probe page
+        delivered = len(first.conversations)
+        if first.conversations:
+            yield self._accept(window, first, run)
+            try:
+                async for response in self._rest(window, start_page + 1, last_expected):
+                    delivered += len(response.conversations)
+                    yield self._accept(window, response, run)
+            except PaginationCapError as exc:
+                async for page in self._split(window, run, reason=str(exc)):
+                    yield page
+                return
+        if start_page == 1:
+            self._check_estimate(window, first.total_hits, delivered)
+
+    def probe_page(self) -> int:
+        """The page whose data proves a window too close to the cap to page whole (80 % of the cap)."""
+        return max(1, min(self._cap // self._page_size, math.ceil(SPLIT_RATIO * self._cap / self._page_size)))
+
+    async def _split_evidence(
+        self, window: Window, start_page: int, first: _Response, probe: int
+    ) -> str | None:
+        """Why `window` must be split although only `totalHits` said so far, or None if the data says no.
+
+        One request: the probe page. A resumed run already at or past it is its own evidence.
+        """
+        if start_page >= probe:
+            return (
+                f"totalHits={first.total_hits}, page {start_page} holds conversations"
+                if first.conversations
+                else None
+            )
         try:
-            async for response in self._rest(window, start_page + 1, last_expected):
-                yield self._accept(window, response, run)
+            response = await self._fetch(window, probe)
         except PaginationCapError as exc:
-            async for page in self._split(window, run, reason=str(exc)):
-                yield page
+            return str(exc)
+        if response.conversations:
+            return f"totalHits={first.total_hits}, page {probe} holds conversations"
+        return None
+
+    def _check_estimate(self, window: Window, total_hits: int | None, delivered: int) -> None:
+        if estimate_disagrees(total_hits, delivered, self._page_size):
+            log.warning(
+                "totalHits disagrees with the data: the first page of %s reported totalHits=%s but paging "
+                "found %d conversations; totalHits is an estimate, paging went by the data",
+                window.interval,
+                total_hits,
+                delivered,
+            )
 
     async def _rest(self, window: Window, first_page: int, last_expected: int) -> AsyncIterator[_Response]:
         """Pages from `first_page` on, in order, until the first empty one.
 
-        Up to `concurrency` pages are in flight while the page number is <= `last_expected`; past it, one at
-        a time (those pages exist only if `totalHits` was low).
+        Up to `concurrency` pages are in flight, as far as `may_prefetch` allows; one always is.
         """
         pending: deque[tuple[asyncio.Task[_Response], bool]] = deque()
         page = first_page
+        consumed = first_page - 1  # the caller consumed the run's first page
         try:
             while True:
-                while len(pending) < self._concurrency and (page <= last_expected or not pending):
+                while len(pending) < self._concurrency and (
+                    not pending
+                    or may_prefetch(
+                        page, consumed=consumed, run_start=first_page - 1, last_expected=last_expected
+                    )
+                ):
                     budgeted = bool(pending) and self._prefetch is not None
                     if budgeted and not self._prefetch.try_take():  # type: ignore[union-attr]
                         break  # other passes hold the shared prefetch budget: fetch when consumed
@@ -184,6 +242,7 @@ class PagedQuery:
                         self._prefetch.give_back()
                 if not response.conversations:
                     return
+                consumed = response.page
                 yield response
         finally:
             for task, budgeted in pending:
@@ -251,3 +310,31 @@ class PagedQuery:
             received_at=response.received_at,
             duplicates=duplicates,
         )
+
+
+def may_prefetch(page: int, *, consumed: int, run_start: int, last_expected: int) -> bool:
+    """Whether `page` may be requested while the pages between `consumed` and it are still in flight.
+
+    The rule that bounds what a wrong `totalHits` costs: after this request, no more pages may be in flight
+    (`page - consumed`) than pages already seen to exist - counted from `run_start` while `page` is within
+    the estimate (`last_expected`), and from the estimate's last page past it. Depth so doubles per round
+    trip while the data keeps coming, and the requests spent past the real end of a window are at most
+    about the number of its pages, whatever `totalHits` said. (The caller always allows one request.)
+    """
+    ahead = page - consumed
+    if page <= last_expected:
+        return ahead <= consumed - run_start + 1
+    return ahead <= max(1, consumed - last_expected)
+
+
+def estimate_disagrees(total_hits: int | None, delivered: int, page_size: int) -> bool:
+    """Whether `totalHits` and the conversations paged differ by more than an estimate may.
+
+    `totalHits` counts duplicates that pages drop and moves while data arrives (genesys-api.md §1.2): a
+    difference under one page, or under half the larger of the two, is normal. Beyond both, the estimate
+    is wrong (e.g. 250000 for 300 conversations, or 0 with a full page).
+    """
+    if total_hits is None:
+        return False
+    gap = abs(total_hits - delivered)
+    return gap >= page_size and gap > max(total_hits, delivered) / 2

@@ -80,6 +80,20 @@ class Progress:
         """When the earliest scheduled re-scan is due (None if none is scheduled)."""
         return self.rescans[0].due_at if self.rescans else None
 
+    def oldest_due_rescan(self, now: datetime) -> datetime | None:
+        """Due time of the longest-waiting re-scan not yet complete: due and waiting, or in flight.
+
+        An in-flight re-scan was due at its window's end plus its delay (a merged window: its last part).
+        None when no re-scan is due. The app compares it with `now` to tell overdue work from live work.
+        """
+        dues = [r.due_at for r in self.rescans if r.due_at <= now]
+        dues += [
+            key.window.end + self._delays[key.pass_no - 1]
+            for key in self.in_progress
+            if 1 <= key.pass_no <= len(self._delays)
+        ]
+        return min(dues, default=None)
+
     # ----------------------------------------------------------------------------------- changes
     def begin_first_pass(self, window: Window) -> PassKey:
         """Hand out the next first-pass window (it must start where the previous one ended)."""

@@ -96,6 +96,7 @@ def loop_settings(settings: Settings) -> LoopSettings:
         # first re-scan happens; without re-scans nothing is re-fetched at all.
         follow_open_interval_s=w.rescan_delays[0].total_seconds() if w.rescan_delays else None,
         follow_open_after=longest,
+        overdue_after=w.length,  # live work for one window is done within one window length
     )
 
 

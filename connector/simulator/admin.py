@@ -12,7 +12,7 @@
 - GET|POST /_sim/faults {script?: [...], probabilities?: {...}, route?: "api", clear?: bool} -> {pending}
 - GET /_sim/counters -> {counters: {route: {status: n}}}; POST /_sim/counters/reset
 - POST /_sim/ratelimit {limit, window_s?}; POST /_sim/latency {mean_ms, jitter_ms?}
-- POST /_sim/paging {total_hits_jitter?, duplicate_probability?}
+- POST /_sim/paging {total_hits_jitter?, duplicate_probability?, fixed_total_hits? (int >= 0 | "off")}
 - POST /_sim/revoke {token?, client_id?} -> {revoked}
 - POST /_sim/clients {client_id, client_secret, permissions?}
 - POST /_sim/jobs/fail {count?, message?}
@@ -172,7 +172,9 @@ def _latency(c: SimulatorControl, r: Request, b: dict[str, Any]) -> Any:
 
 def _paging(c: SimulatorControl, r: Request, b: dict[str, Any]) -> Any:
     c.set_paging(
-        total_hits_jitter=b.get("total_hits_jitter"), duplicate_probability=b.get("duplicate_probability")
+        total_hits_jitter=b.get("total_hits_jitter"),
+        duplicate_probability=b.get("duplicate_probability"),
+        fixed_total_hits=b.get("fixed_total_hits"),
     )
     return {"ok": True}
 

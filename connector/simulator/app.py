@@ -80,6 +80,7 @@ def handle_query(sim: Simulation, call: Call) -> tuple[int, bytes]:
         duplicate_probability=sim.duplicate_probability,
         total_hits_jitter=sim.total_hits_jitter,
         rng=sim.hits_rng,
+        fixed_total_hits=sim.fixed_total_hits,
     )
     if page.past_end:
         return 200, b'{"totalHits":%d}' % page.total_hits

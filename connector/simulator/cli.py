@@ -88,6 +88,12 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
         "totalHits is approximate by +/- this fraction (default 0.02)",
     ),
     (
+        "--fixed-total-hits",
+        "fixed_total_hits",
+        int,
+        "every query page reports this totalHits instead of the real count (a wrong estimate)",
+    ),
+    (
         "--duplicate-probability",
         "duplicate_probability",
         float,

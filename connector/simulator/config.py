@@ -3,7 +3,7 @@
 VERIFIED values are the defaults (page size 25, 31-day interval cap, 100,000 pagination cap, token
 lifetime 86399 s). Uncertain behaviour (INFERRED/FOLKLORE) is configurable: max page size (100), the
 7-day-without-filters cap (off), 401 code, rate limit (300/60 s), totalHits jitter, duplicate rate, data
-lake lag, job timings, mutation delays.
+lake lag, job timings, mutation delays, a fixed (wrong) totalHits.
 """
 
 from __future__ import annotations
@@ -79,6 +79,9 @@ class SimulatorConfig(BaseModel):
     seven_day_cap_without_filters: bool = False
     strict_dimensions: bool = True  # 400 on filter dimensions the SDK enums do not list
     total_hits_jitter: float = Field(default=0.02, ge=0, lt=1)
+    # Report this totalHits on every query page instead of the (jittered) real count: a wrong estimate,
+    # e.g. 250000 for a window of 300, or 0 with full pages (totalHits is only an estimate, §1.2).
+    fixed_total_hits: int | None = Field(default=None, ge=0)
     duplicate_probability: float = Field(default=0.01, ge=0, le=1)
     multiget_max_ids: int = Field(default=100, ge=1)
     # --- auth and limits ----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ tz-aware datetimes or ISO-8601 strings.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -27,6 +27,20 @@ def instant_ms(value: Instant) -> int:
     if isinstance(value, datetime):
         return to_ms(value)
     return parse_instant(value)
+
+
+_KEEP: Any = object()
+
+
+def _fixed_total_hits(value: Any) -> Any:
+    """None -> leave as is (`_KEEP`); "off" -> the real count (None); an int >= 0 -> that number."""
+    if value is None:
+        return _KEEP
+    if value == "off":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"fixed_total_hits must be an integer >= 0 or 'off' (got {value!r})")
+    return value
 
 
 class SimulatorControl:
@@ -218,10 +232,19 @@ class SimulatorControl:
             self._sim.latency_jitter_ms = jitter_ms
 
     def set_paging(
-        self, *, total_hits_jitter: float | None = None, duplicate_probability: float | None = None
+        self,
+        *,
+        total_hits_jitter: float | None = None,
+        duplicate_probability: float | None = None,
+        fixed_total_hits: int | Literal["off"] | None = None,
     ) -> None:
-        """totalHits jitter (fraction) and the ghost-duplicate probability of query paging."""
+        """totalHits jitter (fraction), the ghost-duplicate probability of query paging, and a fixed
+        (wrong) totalHits every page reports instead of the real count ("off": the real count again).
+        None leaves a setting as it is."""
+        fixed = _fixed_total_hits(fixed_total_hits)
         with self._sim.lock:
+            if fixed is not _KEEP:
+                self._sim.fixed_total_hits = fixed
             if total_hits_jitter is not None:
                 if not 0 <= total_hits_jitter < 1:
                     raise ValueError("total_hits_jitter must be within [0, 1)")
@@ -407,10 +430,18 @@ class RemoteSimulatorControl:
         self._post("/_sim/latency", {"mean_ms": mean_ms, "jitter_ms": jitter_ms})
 
     def set_paging(
-        self, *, total_hits_jitter: float | None = None, duplicate_probability: float | None = None
+        self,
+        *,
+        total_hits_jitter: float | None = None,
+        duplicate_probability: float | None = None,
+        fixed_total_hits: int | Literal["off"] | None = None,
     ) -> None:
         """See SimulatorControl.set_paging."""
-        payload = {"total_hits_jitter": total_hits_jitter, "duplicate_probability": duplicate_probability}
+        payload = {
+            "total_hits_jitter": total_hits_jitter,
+            "duplicate_probability": duplicate_probability,
+            "fixed_total_hits": fixed_total_hits,
+        }
         self._post("/_sim/paging", payload)
 
     def revoke_tokens(self, *, token: str | None = None, client_id: str | None = None) -> int:

@@ -11,7 +11,8 @@
 - Paging is plain offset paging over the matching set *as it is at each request*, so live inserts shift
   pages and produce duplicates/skips as on the real service. Some conversations are present twice in the
   raw hit list (ghost duplicates, configurable probability); each page is de-duplicated, so pages come out
-  short and `totalHits` (raw count, +/- jitter) is approximate - nothing is ever lost.
+  short and `totalHits` (raw count, +/- jitter) is approximate - nothing is ever lost. `fixed_total_hits`
+  makes every page report one number instead (a wrong estimate: 250000 for 300, or 0 with full pages).
 - Past the last page the response omits `conversations` and keeps `totalHits`.
 """
 
@@ -379,8 +380,12 @@ def page_of(
     duplicate_probability: float,
     total_hits_jitter: float,
     rng: random.Random,
+    fixed_total_hits: int | None = None,
 ) -> Page:
-    """Slice one page out of the raw hit list (with ghost duplicates), then de-duplicate it."""
+    """Slice one page out of the raw hit list (with ghost duplicates), then de-duplicate it.
+
+    `fixed_total_hits` replaces the reported totalHits on every page (a wrong estimate); data is unchanged.
+    """
     if duplicate_probability > 0.0:
         raw: list[ConversationSpec] = []
         for spec in matched:
@@ -392,6 +397,8 @@ def page_of(
     total = len(raw)
     if total and total_hits_jitter > 0.0:
         total = max(0, round(total * (1.0 + rng.uniform(-total_hits_jitter, total_hits_jitter))))
+    if fixed_total_hits is not None:
+        total = fixed_total_hits
     offset = (page_number - 1) * page_size
     if offset >= len(raw):
         return Page([], total, True)

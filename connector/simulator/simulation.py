@@ -109,6 +109,7 @@ class Simulation:
         self.latency_ms = config.latency_ms
         self.latency_jitter_ms = config.latency_jitter_ms
         self.total_hits_jitter = config.total_hits_jitter
+        self.fixed_total_hits = config.fixed_total_hits
         self.duplicate_probability = config.duplicate_probability
         self.counters: dict[str, dict[str, int]] = {}
         self.hits_rng = random.Random(config.seed ^ _HITS_SALT)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from simulator_support import DAY0, Api, SimFactory, interval, iso, parse
+import pytest
+from simulator_support import DAY0, Api, SimFactory, base_config, interval, iso, parse
 
 DAY1 = DAY0 + timedelta(days=1)
 FULL = interval(DAY0, DAY0 + timedelta(days=2))
@@ -283,6 +284,40 @@ def test_total_hits_is_approximate(make_sim: SimFactory) -> None:
     seen = {api.query({"interval": FULL}).json()["totalHits"] for _ in range(20)}
     assert len(seen) > 1
     assert all(abs(hits - true_count) <= 0.1 * true_count + 1 for hits in seen)
+
+
+@pytest.mark.parametrize("fixed", [250_000, 0])
+def test_fixed_total_hits_is_reported_on_every_page_and_the_data_is_unchanged(
+    make_sim: SimFactory, fixed: int
+) -> None:
+    handle, api = make_sim(fixed_total_hits=fixed)
+    truth = handle.control.conversation_ids(DAY0, DAY0 + timedelta(days=2))
+    assert len(truth) > 100  # several pages of 50
+    hits = set()
+    for page in range(1, len(truth) // 50 + 3):  # up to and past the end
+        body = api.query({"interval": FULL, "paging": {"pageSize": 50, "pageNumber": page}}).json()
+        hits.add(body["totalHits"])
+    assert hits == {fixed}
+    assert sorted(ids(api.all_pages({"interval": FULL}))) == sorted(truth)
+
+
+def test_fixed_total_hits_is_set_and_cleared_on_the_admin_route(make_sim: SimFactory) -> None:
+    handle, api = make_sim()
+    true_count = len(handle.control.conversation_ids(DAY0, DAY0 + timedelta(days=2)))
+    assert api.post("/_sim/paging", {"fixed_total_hits": 0}).status_code == 200
+    assert api.query({"interval": FULL}).json()["totalHits"] == 0
+    assert api.post("/_sim/paging", {"total_hits_jitter": 0.0}).status_code == 200  # others: unchanged
+    assert api.query({"interval": FULL}).json()["totalHits"] == 0
+    assert api.post("/_sim/paging", {"fixed_total_hits": "off"}).status_code == 200
+    assert api.query({"interval": FULL}).json()["totalHits"] == true_count
+    bad = api.post("/_sim/paging", {"fixed_total_hits": -1})
+    assert bad.status_code == 400
+    assert "fixed_total_hits" in bad.json()["message"]
+
+
+def test_fixed_total_hits_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="fixed_total_hits"):
+        base_config(fixed_total_hits=-1)
 
 
 def test_server_side_dedupe_gives_short_pages_but_loses_nothing(make_sim: SimFactory) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from connector.app import Connector, LoopSettings
+from connector.app import Connector, LoopSettings, catching_up
 from connector.changes import ChangeStore
 from connector.checkpoint import (
     CheckpointState,
@@ -121,6 +121,7 @@ class GridFetcher:
     waiting: set[tuple[Window, int]] = field(default_factory=set)
     active: int = 0
     max_active: int = 0
+    on_fetch: Callable[[Window, int], None] | None = None
 
     def _mono(self) -> float:
         clock = self.clock
@@ -144,6 +145,8 @@ class GridFetcher:
         on_request: Callable[[], None] | None = None,
     ) -> AsyncIterator[Page]:
         self.calls.append(Call(window, pass_no, start_page, self._mono()))
+        if self.on_fetch is not None:
+            self.on_fetch(window, pass_no)
         planned = self.failures.get((window.start, pass_no))
         failure = planned.popleft() if planned else None
         self.active += 1
@@ -301,6 +304,66 @@ def test_bounded_run_completes_every_first_pass_and_rescan_and_checkpoints_the_e
     assert "2" not in by_pass
     assert state.open_conversations == {}
     assert w.publisher.flushed == 1
+
+
+BUDGET_METRIC = "genesys_connector_api_budget_requests_per_minute"
+
+
+def budgets_by_pass(w: World) -> dict[int, set[float | None]]:
+    """Record the pacer's allowance (requests/min) at the start of every pass, by pass number."""
+    seen: dict[int, set[float | None]] = {}
+
+    def note(window: Window, pass_no: int) -> None:
+        seen.setdefault(pass_no, set()).add(w.metrics.registry.get_sample_value(BUDGET_METRIC))
+
+    w.fetcher.on_fetch = note
+    return seen
+
+
+def test_overdue_rescans_of_a_bounded_run_use_the_full_budget_share(world: Callable[..., World]) -> None:
+    """The watermark reaches windows.end long before the re-scans are done: they are catch-up work."""
+    w = world()
+    seen = budgets_by_pass(w)
+    w.run()
+    assert w.checkpoint().rescans == []
+    assert seen[0] == {300.0}  # requests_per_minute 300 x budget_share 1.0
+    assert seen[1] == {300.0}, "overdue re-scans must not run at live_budget_share (150/min)"
+    assert seen[2] == {300.0}
+
+
+def test_rescans_started_as_they_come_due_use_the_live_share(world: Callable[..., World]) -> None:
+    """Caught up, with re-scans due just now (within overdue_after): polite live share."""
+    last = WINDOWS[-1]
+    due = last.end + timedelta(hours=1)  # its second re-scan (delays 15m, 1h)
+    rescans = [RescanEntry(window_start=last.start, window_end=last.end, pass_no=2, due_at=due)]
+    w = world(
+        clock=FakeClock(due + timedelta(minutes=1)),
+        state=CheckpointState(watermark=END, planned_until=END, rescans=rescans),
+    )
+    seen = budgets_by_pass(w)
+    w.run()
+    assert seen == {2: {150.0}}
+
+
+@pytest.mark.parametrize(
+    ("behind", "due_ago", "expected"),
+    [
+        (True, None, True),  # first pass behind: catch up whatever the re-scans
+        (False, None, False),  # nothing due: live
+        (False, timedelta(seconds=30), False),  # due just now: live polling's own work
+        (False, timedelta(minutes=5), False),  # the boundary itself is still live
+        (False, timedelta(minutes=6), True),  # waiting or running past overdue_after: catch-up work
+        (False, timedelta(days=3), True),  # a bounded run's backlog of re-scans
+    ],
+)
+def test_catching_up_when_behind_or_rescans_are_overdue(
+    behind: bool, due_ago: timedelta | None, expected: bool
+) -> None:
+    oldest_due = None if due_ago is None else NOW - due_ago
+    decision = catching_up(
+        first_pass_behind=behind, oldest_due=oldest_due, now=NOW, overdue_after=timedelta(minutes=5)
+    )
+    assert decision is expected
 
 
 def test_resumes_in_flight_passes_from_their_next_page(world: Callable[..., World]) -> None:

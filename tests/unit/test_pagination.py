@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +14,7 @@ import pytest
 from connector.clock import FakeClock
 from connector.errors import ApiContractError, PaginationCapError, UpstreamUnavailableError
 from connector.metrics import ConnectorMetrics
-from connector.pagination import PagedQuery, QueryPage
+from connector.pagination import PagedQuery, QueryPage, estimate_disagrees, may_prefetch
 from connector.windows import Window
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -157,11 +159,12 @@ def test_a_low_total_hits_does_not_stop_paging() -> None:
     assert pages[0].total_hits == 12
 
 
-def test_missing_total_hits_pages_sequentially_to_the_end() -> None:
+def test_missing_total_hits_pages_to_the_end_with_no_more_in_flight_than_pages_found() -> None:
     query = FakeQuery(dataset(25), total_hits=lambda w, n: None)
     pages = collect(query)
     assert len(ids(pages)) == 25
-    assert query.peak == 1
+    assert query.peak <= 2  # pages 1 and 2 found before 3 and 4 go out together
+    assert len(query.calls) <= 2 * 4  # an exact totalHits costs 4 (3 pages + the empty one)
 
 
 @pytest.mark.parametrize("omit", [True, False])
@@ -380,3 +383,131 @@ def test_a_window_too_dense_to_split_is_a_clear_error() -> None:
     query = FakeQuery(data, total_hits=lambda w, n: None)
     with pytest.raises(ApiContractError, match="too short to split"):
         collect(query, tiny, cap=20, page_size=10)
+
+
+# ---------------------------------------------------------------------------------------- a wrong totalHits
+
+
+def exact_calls(n: int, page_size: int = 10) -> int:
+    """Requests paging `n` conversations costs when totalHits is exact: every page plus the empty one."""
+    return math.ceil(n / page_size) + 1
+
+
+def test_a_total_hits_past_the_cap_does_not_split_a_small_window() -> None:
+    """Every page claims 250,000 hits for 30 conversations: one probe proves it wrong, no split storm."""
+    metrics = ConnectorMetrics()
+    query = FakeQuery(dataset(30), total_hits=lambda w, n: 250_000)
+    pages = collect(query, concurrency=8, metrics=metrics)
+    assert sorted(ids(pages)) == [f"c{i:05d}" for i in range(30)]
+    assert {w for w, _ in query.calls} == {WINDOW}
+    assert metrics.registry.get_sample_value("genesys_connector_window_splits_total") == 0
+    assert (WINDOW, 8000) in query.calls  # the probe: 80 % of the cap at 10 per page
+    assert len(query.calls) <= 2 * exact_calls(30)
+
+
+def test_a_resumed_run_already_past_the_probe_page_splits_on_its_own_data() -> None:
+    metrics = ConnectorMetrics()
+    query = FakeQuery(dataset(130))
+    pages = collect(query, cap=100, start_page=9, metrics=metrics)  # page 9 (81..90) exists: > 80 % of cap
+    assert metrics.registry.get_sample_value("genesys_connector_window_splits_total") == 1
+    assert sorted(ids(pages)) == [f"c{i:05d}" for i in range(130)]
+
+
+def test_a_pagination_cap_error_on_the_probe_splits() -> None:
+    metrics = ConnectorMetrics()
+    query = FakeQuery(dataset(40), total_hits=lambda w, n: 250_000 if w == WINDOW else n)
+
+    async def capped(window: Window, page: int) -> Mapping[str, Any]:
+        if page > 5:  # this server's cap is lower than ours
+            raise PaginationCapError("Pagination may not exceed 50 results", status=400)
+        return await query(window, page)
+
+    pager = PagedQuery(capped, page_size=10, concurrency=4, clock=FakeClock(), metrics=metrics)
+
+    async def main() -> list[QueryPage]:
+        return [page async for page in pager.pages(WINDOW)]
+
+    pages = asyncio.run(main())
+    assert sorted(ids(pages)) == [f"c{i:05d}" for i in range(40)]
+    assert metrics.registry.get_sample_value("genesys_connector_window_splits_total") == 1
+
+
+@pytest.mark.parametrize("n", [0, 5, 10, 25, 95, 200])
+@pytest.mark.parametrize("estimate", [250_000, 79_000, 0, None])
+def test_a_wrong_total_hits_costs_at_most_twice_the_requests_of_an_exact_one(
+    n: int, estimate: int | None
+) -> None:
+    query = FakeQuery(dataset(n), total_hits=lambda w, _: estimate)
+    pages = collect(query, concurrency=8)
+    assert sorted(ids(pages)) == [f"c{i:05d}" for i in range(n)]
+    # +1: the probe that a totalHits near the cap costs (it is what proves the estimate wrong).
+    assert len(query.calls) <= 2 * exact_calls(n) + 1, sorted(p for _, p in query.calls)
+
+
+def test_an_exact_total_hits_costs_no_extra_request() -> None:
+    for n in (5, 25, 95, 200):
+        query = FakeQuery(dataset(n))
+        collect(query, concurrency=8)
+        assert len(query.calls) == exact_calls(n)
+
+
+def test_in_flight_pages_never_exceed_pages_found() -> None:
+    short = FakeQuery(dataset(30), total_hits=lambda w, n: 50_000)  # "5,000 pages"; 3 exist
+    collect(short, concurrency=8)
+    assert max(p for _, p in short.calls) <= 2 * 3 + 1  # not pages 2..9 at once
+    long = FakeQuery(dataset(200), total_hits=lambda w, n: 50_000)
+    collect(long, concurrency=8)
+    assert long.peak == 8  # the depth still grows to the concurrency on a long window
+
+
+def test_may_prefetch_allows_as_many_pages_in_flight_as_pages_found() -> None:
+    # within the estimate: after pages 1..3 (run from 1), pages 4..6 may be in flight, not 7
+    assert may_prefetch(6, consumed=3, run_start=1, last_expected=50)
+    assert not may_prefetch(7, consumed=3, run_start=1, last_expected=50)
+    # a resumed run counts from its own first page
+    assert not may_prefetch(42, consumed=40, run_start=40, last_expected=50)
+    # past the estimate: only as many as were found past it
+    assert may_prefetch(6, consumed=5, run_start=1, last_expected=5)  # one request is always allowed
+    assert not may_prefetch(7, consumed=5, run_start=1, last_expected=5)
+    assert may_prefetch(9, consumed=7, run_start=1, last_expected=5)
+    assert not may_prefetch(10, consumed=7, run_start=1, last_expected=5)
+
+
+@pytest.mark.parametrize(
+    ("total_hits", "delivered", "disagree"),
+    [
+        (None, 50, False),
+        (0, 0, False),
+        (102, 100, False),  # jitter and dropped duplicates
+        (30, 25, False),
+        (0, 5, False),  # less than a page apart
+        (0, 100, True),  # totalHits 0 with a full page
+        (250_000, 300, True),
+        (50, 250, True),
+        (250, 0, True),  # promised pages, got an empty first page
+    ],
+)
+def test_estimate_disagrees(total_hits: int | None, delivered: int, disagree: bool) -> None:
+    assert estimate_disagrees(total_hits, delivered, 100) is disagree
+
+
+def test_a_wrong_total_hits_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="connector.pagination"):
+        collect(FakeQuery(dataset(30), total_hits=lambda w, n: 250_000))
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "totalHits=250000" in warnings[0].getMessage()
+    assert "found 30 conversations" in warnings[0].getMessage()
+
+
+def test_zero_total_hits_with_full_pages_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="connector.pagination"):
+        pages = collect(FakeQuery(dataset(30), total_hits=lambda w, n: 0))
+    assert len(ids(pages)) == 30
+    assert [r.getMessage() for r in caplog.records if "totalHits=0" in r.getMessage()]
+
+
+def test_an_approximate_total_hits_is_no_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="connector.pagination"):
+        collect(FakeQuery(dataset(95), total_hits=lambda w, n: n + 3))
+    assert caplog.records == []

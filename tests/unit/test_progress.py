@@ -286,3 +286,23 @@ def test_open_conversations_are_tracked_until_they_end_and_pruned_by_age() -> No
     p.note_open(["c"], T0 + timedelta(days=2))
     p.prune_open(T0 + timedelta(days=1))
     assert p.open_conversations == {"c": T0 + timedelta(days=2)}
+
+
+# ------------------------------------------------------------------------------------------ overdue re-scans
+
+
+def test_oldest_due_rescan_counts_waiting_and_in_flight_rescans_but_not_future_ones() -> None:
+    now = T0 + timedelta(hours=3)
+    p = progress(CheckpointState(rescans=[rescan(0, 1, now + MIN), rescan(5, 2, now - MIN)]))
+    assert p.oldest_due_rescan(now) == now - MIN  # the one due in a minute is not due yet
+    p.begin_first_pass(window(10))
+    assert p.oldest_due_rescan(now) == now - MIN  # first passes are not re-scans
+
+    w = window(20)
+    in_flight = PassProgress(window_start=w.start, window_end=w.end, pass_no=1, next_page=3)
+    p = progress(CheckpointState(in_progress=[in_flight], rescans=[rescan(5, 2, now - MIN)]))
+    assert p.oldest_due_rescan(now) == w.end + DELAYS[0]  # in flight since its window end + 15 min
+
+
+def test_nothing_due_means_no_oldest_due_rescan() -> None:
+    assert progress().oldest_due_rescan(T0) is None
