@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from e2e_fixtures import ConnectorRunner, connector_env, create_test_topic, iso_z, wait_for
+from e2e_fixtures import ConnectorRunner, config_instant, connector_env, create_test_topic, iso_z, wait_for
 from tmpfs_fixtures import fill_volume
 
 from connector.checkpoint import read_only_load
@@ -36,7 +36,7 @@ def test_a_full_volume_stops_the_worker_and_every_restart_before_producing_anyth
     small_tmpfs: Callable[[int], Path],
 ) -> None:
     state = small_tmpfs(16 * 1024 * 1024)
-    start = datetime.now(UTC) - timedelta(hours=6)
+    start = config_instant(datetime.now(UTC) - timedelta(hours=6))
     config = SimulatorConfig(seed=5, history_start=start, volume_per_hour=300, latency_ms=30)
     with start_simulator(config) as sim:
         topic = create_test_topic(kafka_bootstrap, "e2e-disk-full")

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from e2e_fixtures import ConnectorRunner, connector_env, create_test_topic, iso_z
+from e2e_fixtures import ConnectorRunner, config_instant, connector_env, create_test_topic, iso_z
 from kafka_fixtures import SecureKafka, consume_all
 
 from connector.records import HEADER_VERSION
@@ -96,7 +96,7 @@ def _delivers(
 ) -> None:
     """The connector, configured with `kafka_env`, publishes the simulator's conversations and stops
     cleanly on SIGTERM; the messages are read back over the broker's PLAINTEXT listener."""
-    start = datetime.now(UTC) - timedelta(hours=2)
+    start = config_instant(datetime.now(UTC) - timedelta(hours=2))
     with start_simulator(SimulatorConfig(seed=5, history_start=start, volume_per_hour=120)) as sim:
         topic = create_test_topic(secure.bootstrap_servers, "e2e-secured")
         env = connector_env(
