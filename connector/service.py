@@ -2,7 +2,7 @@
 
 Order matters and is chosen so that problems surface early and clearly, before any data moves:
 
-1. logging, and registration of every secret with the redactor;
+1. logging, and registration of every secret with the redactor (OAuth tokens are added as they arrive);
 2. the checkpoint directory lock and the checkpoint itself (a corrupt file stops here, untouched);
 3. the metrics/health port;
 4. Kafka: the topic must exist and the broker answer (a clear error instead of a hang);
@@ -38,11 +38,12 @@ from connector.errors import (
 )
 from connector.fetcher import WindowFetcher
 from connector.health import HealthServer, Heartbeat
-from connector.logs import register_secret
+from connector.logs import process_redactor
 from connector.metrics import ConnectorMetrics
 from connector.passes import InFlightSnapshots, PassRunner
 from connector.progress import Progress
 from connector.publisher import KafkaPublisher, producer_settings
+from connector.secrets import Redactor, is_secret_name
 from connector.windows import WindowPlanner
 
 log = logging.getLogger(__name__)
@@ -72,12 +73,15 @@ def fingerprint(settings: Settings) -> str:
     )
 
 
-def register_secrets(settings: Settings) -> None:
-    """Every secret the process knows is masked wherever it might appear in a log line."""
-    register_secret(settings.genesys.client_secret.get_secret_value())
+def register_secrets(settings: Settings, redactor: Redactor) -> None:
+    """Every secret the configuration holds is masked wherever it might appear (logs, checkpoint)."""
+    redactor.add(settings.genesys.client_secret.get_secret_value())
     for secret in (settings.kafka.sasl_password, settings.kafka.ssl_key_password):
         if secret is not None:
-            register_secret(secret.get_secret_value())
+            redactor.add(secret.get_secret_value())
+    for key, value in settings.kafka.extra.items():
+        if is_secret_name(key):
+            redactor.add(str(value))
 
 
 def loop_settings(settings: Settings) -> LoopSettings:
@@ -97,9 +101,9 @@ def loop_settings(settings: Settings) -> LoopSettings:
 
 
 def _open_checkpoint(
-    settings: Settings, clock: Clock, options: RunOptions
+    settings: Settings, clock: Clock, options: RunOptions, redactor: Redactor
 ) -> tuple[FileCheckpointStore, CheckpointState | None]:
-    store = FileCheckpointStore(settings.checkpoint.directory, clock)
+    store = FileCheckpointStore(settings.checkpoint.directory, clock, redact=redactor.redact)
     store.lock()
     if options.reset_checkpoint:
         backup = store.reset()
@@ -140,15 +144,23 @@ async def run_connector(
     clock: Clock | None = None,
     metrics: ConnectorMetrics | None = None,
     on_started: Callable[[Connector], None] | None = None,
+    redactor: Redactor | None = None,
 ) -> int:
-    """Run one connector until it stops; returns the process exit code. Never raises ConnectorError."""
+    """Run one connector until it stops; returns the process exit code. Never raises an Exception.
+
+    `redactor` (default: the one logging uses) learns every secret: the configured ones now, each OAuth
+    token as it arrives. An exception that is not one of ours is logged with its traceback through the
+    redacting log handler and ends the run with exit code 1: Python's own traceback printer would show the
+    secrets its frames' messages may hold.
+    """
     options = options or RunOptions()
     clock = clock or SystemClock()
     metrics = metrics or ConnectorMetrics()
+    redactor = redactor if redactor is not None else process_redactor()
     metrics.info.info({"version": __version__})
-    register_secrets(settings)
+    register_secrets(settings, redactor)
     try:
-        return await _run(settings, options, clock, metrics, on_started)
+        return await _run(settings, options, clock, metrics, on_started, redactor)
     except ConfigError as exc:
         log.error("configuration error", extra={"error": str(exc)})
         return EXIT_CONFIG
@@ -156,6 +168,9 @@ async def run_connector(
         log.error(
             "connector stopped on a fatal error", extra={"error": str(exc), "error_type": type(exc).__name__}
         )
+        return EXIT_FATAL
+    except Exception as exc:  # the last line of defence: a redacted traceback, exit 1
+        log.critical("connector stopped on an unexpected error (a bug)", exc_info=exc)
         return EXIT_FATAL
 
 
@@ -165,16 +180,21 @@ async def _run(
     clock: Clock,
     metrics: ConnectorMetrics,
     on_started: Callable[[Connector], None] | None,
+    redactor: Redactor,
 ) -> int:
     heartbeat = Heartbeat(clock, max_age_s=max(60.0, settings.windows.poll_interval.total_seconds() * 4))
     async with AsyncExitStack() as stack:
-        store, state = _open_checkpoint(settings, clock, options)
+        store, state = _open_checkpoint(settings, clock, options, redactor)
         stack.callback(store.close)
         changes = ChangeStore(settings.checkpoint.directory)
         stack.callback(changes.close)
 
         health = HealthServer(
-            settings.metrics.host, settings.metrics.port, registry=metrics.registry, heartbeat=heartbeat
+            settings.metrics.host,
+            settings.metrics.port,
+            registry=metrics.registry,
+            heartbeat=heartbeat,
+            redact=redactor.redact,
         )
         health.start()
         stack.callback(health.stop)
@@ -185,7 +205,7 @@ async def _run(
         stack.callback(publisher.close)
         await asyncio.to_thread(publisher.verify_topic, min(30.0, settings.kafka.delivery_timeout_ms / 1000))
 
-        client = GenesysClient(settings.genesys, clock=clock, metrics=metrics)
+        client = GenesysClient(settings.genesys, clock=clock, metrics=metrics, secrets=redactor)
         stack.push_async_callback(client.aclose)
         await _check_genesys(client, clock)
 
