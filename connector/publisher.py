@@ -176,12 +176,17 @@ def producer_settings(cfg: KafkaSettingsLike) -> dict[str, SettingValue]:
 def check_producer_settings(cfg: KafkaSettingsLike) -> None:
     """Everything `producer_settings` and librdkafka would reject at `run`, found without connecting.
 
-    librdkafka validates every property (unknown names, bad values, unreadable CA files) when a producer is
-    created; a producer with `bootstrap.servers` would also start connecting, so the probe has none and is
-    closed at once. Raises ConfigError with one line per problem; secret values never appear in it.
+    librdkafka validates every property (unknown names, bad values) when a producer is created. The probe
+    has no `bootstrap.servers` (it would start connecting) and no file locations (it checks the settings,
+    not the machine: a CA file mounted only in the pod must not fail a check elsewhere), and is closed at
+    once. Raises ConfigError with one line per problem; secret values never appear in it.
     """
     settings = producer_settings(cfg)
-    probe = {key: value for key, value in settings.items() if key != "bootstrap.servers"}
+    probe = {
+        key: value
+        for key, value in settings.items()
+        if key != "bootstrap.servers" and key not in _FILE_SETTINGS
+    }
     try:
         producer = Producer({**probe, "logger": _SILENT})
     except (KafkaException, ValueError, TypeError) as exc:
@@ -189,6 +194,17 @@ def check_producer_settings(cfg: KafkaSettingsLike) -> None:
     producer.close()
 
 
+#: librdkafka properties naming files it opens when a producer is created.
+_FILE_SETTINGS = frozenset(
+    {
+        "ssl.ca.location",
+        "ssl.certificate.location",
+        "ssl.key.location",
+        "ssl.crl.location",
+        "ssl.keystore.location",
+        "ssl.engine.location",
+    }
+)
 _SILENT = logging.getLogger(__name__ + ".probe")
 _SILENT.addHandler(logging.NullHandler())
 _SILENT.propagate = False
