@@ -9,6 +9,9 @@ Refresh rule: a token is replaced once less than `max(15 % of its lifetime, min(
 is left, i.e. at 85 % of a long-lived token's `expires_in`, a minute before expiry for a 5-minute one.
 Concurrent callers share one in-flight refresh. After a 401 the client calls `invalidate(token)` and retries
 once with a fresh token; a second 401 is an `AuthenticationError`.
+
+Every token obtained is reported to the injected `SecretRegistry` (the process's log redactor) before it is
+handed out, so a bare token is masked wherever it might later appear: a log line, an error, a traceback.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 from connector.clock import Clock
 from connector.errors import ApiContractError, AuthenticationError
 from connector.metrics import ConnectorMetrics
+from connector.secrets import SecretRegistry
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +42,16 @@ class TokenProvider:
     """Hands out a valid bearer token; one instance per OAuth client, shared by every request."""
 
     def __init__(
-        self, *, client_id: str, request_token: TokenRequest, clock: Clock, metrics: ConnectorMetrics
+        self,
+        *,
+        client_id: str,
+        request_token: TokenRequest,
+        clock: Clock,
+        metrics: ConnectorMetrics,
+        secrets: SecretRegistry | None = None,
     ) -> None:
         self._client_id = client_id
+        self._secrets = secrets
         self._request_token = request_token
         self._clock = clock
         self._metrics = metrics
@@ -90,6 +101,8 @@ class TokenProvider:
             self._metrics.oauth_token_requests.labels("error").inc()
             raise
         token, expires_in = self._parse(payload)
+        if self._secrets is not None:
+            self._secrets.add(token)
         now = self._clock.monotonic()
         margin = max(expires_in * _REFRESH_FRACTION_LEFT, min(_REFRESH_MARGIN_S, expires_in / 2))
         self._token = token

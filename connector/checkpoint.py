@@ -26,7 +26,7 @@ import errno
 import fcntl
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
@@ -44,6 +44,7 @@ from pydantic import (
 
 from connector.clock import Clock
 from connector.errors import CheckpointError
+from connector.secrets import Redactor
 from connector.statedir import disk_full_error
 
 FORMAT_VERSION = 1
@@ -217,13 +218,17 @@ class FileCheckpointStore:
 
     Lifecycle: `lock()` (or `with store:`) before `load()`, `save()` or `reset()`; `close()` releases the
     lock. The lock is an `flock` on `<directory>/.lock`, released by the OS if the process dies.
+    `redact` masks secrets in `last_error` before it is written (pass the process `Redactor.redact`; the
+    default knows only the patterns, no registered secret): an error's text may quote a token or a password,
+    and the file outlives the process.
     """
 
-    def __init__(self, directory: Path, clock: Clock) -> None:
+    def __init__(self, directory: Path, clock: Clock, *, redact: Callable[[str], str] | None = None) -> None:
         self.directory = Path(directory)
         self.path = self.directory / CHECKPOINT_FILE
         self._tmp_path = self.directory / (CHECKPOINT_FILE + _TMP_SUFFIX)
         self._clock = clock
+        self._redact = redact if redact is not None else Redactor().redact
         self._lock_fd: int | None = None
 
     @property
@@ -303,7 +308,11 @@ class FileCheckpointStore:
         CheckpointError (StateDirectoryFullError for a full volume) and the previous checkpoint stays intact.
         """
         self._require_lock("save")
-        stamped = state.model_copy(update={"updated_at": self._clock.now().astimezone(UTC)})
+        update: dict[str, Any] = {"updated_at": self._clock.now().astimezone(UTC)}
+        if state.last_error is not None:
+            message = self._redact(state.last_error.message)
+            update["last_error"] = state.last_error.model_copy(update={"message": message})
+        stamped = state.model_copy(update=update)
         data = stamped.to_json()
         try:
             self._write_tmp(data)

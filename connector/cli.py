@@ -75,17 +75,26 @@ def _print_config_error(exc: ConfigError) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    import logging
+
     from connector.config import Settings, load_config
     from connector.logs import configure_logging
+    from connector.secrets import Redactor
     from connector.service import RunOptions, run_connector
 
+    redactor = Redactor()
     try:
         settings: Settings = load_config(args.config)
-        configure_logging(settings.logging.level, settings.logging.format)
+        configure_logging(settings.logging.level, settings.logging.format, redactor=redactor)
     except ConfigError as exc:
         return _print_config_error(exc)
     _tune_gc()
-    return asyncio.run(run_connector(settings, options=RunOptions(reset_checkpoint=args.reset_checkpoint)))
+    options = RunOptions(reset_checkpoint=args.reset_checkpoint)
+    try:
+        return asyncio.run(run_connector(settings, options=options, redactor=redactor))
+    except Exception as exc:  # e.g. from the event loop's shutdown: never an unredacted traceback
+        logging.getLogger("connector").critical("connector stopped on an unexpected error", exc_info=exc)
+        return EXIT_FATAL
 
 
 def _tune_gc() -> None:
@@ -99,15 +108,15 @@ def _tune_gc() -> None:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from connector.config import load_config
+    from connector.config import load_status_config
     from connector.status import render_status
 
     try:
-        settings = load_config(args.config)
+        settings = load_status_config(args.config)
     except ConfigError as exc:
         return _print_config_error(exc)
     try:
-        text = render_status(settings, as_json=args.json)
+        text = render_status(settings, as_json=args.json, secrets=settings.secrets)
     except CheckpointError as exc:
         print(f"genesys-connector: {exc}", file=sys.stderr)
         return EXIT_FATAL

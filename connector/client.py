@@ -6,7 +6,8 @@ Every call takes the same path: `Pacer.acquire` (budget, server window, shared 4
 failures back off with full jitter) -> after `max_attempts`, `RetriesExhaustedError`.
 A 401 gets exactly one token refresh and retry. Metrics: `api_requests{endpoint,code}`,
 `api_request_duration_seconds{endpoint}`, `api_throttled`, `api_retry_after_seconds`, `api_retries{reason}`,
-`api_inflight_requests`. Failed calls log their `ININ-Correlation-Id`; nothing logs a token or the secret.
+`api_inflight_requests`. Failed calls log their `ININ-Correlation-Id`; nothing logs a token or the secret,
+and both (the Basic credentials and every bearer token) are reported to the injected `secrets` registry.
 
 HTTP outcomes are mapped onto `connector.errors` only here: `classify_response` (responses) and
 `classify_transport_error` (no response).
@@ -44,6 +45,7 @@ from connector.errors import (
 )
 from connector.metrics import ConnectorMetrics
 from connector.ratelimit import Pacer, RetryPolicy
+from connector.secrets import SecretRegistry
 from connector.windows import Window
 
 log = logging.getLogger(__name__)
@@ -191,8 +193,10 @@ class GenesysClient:
         rng: random.Random | None = None,
         pacer: Pacer | None = None,
         retry_policy: RetryPolicy | None = None,
+        secrets: SecretRegistry | None = None,
     ) -> None:
         self._config = config
+        self._secrets = secrets
         self._clock = clock
         self._metrics = metrics
         self._pacer = pacer or Pacer.from_config(config, clock=clock, metrics=metrics)
@@ -200,7 +204,11 @@ class GenesysClient:
             config, rng=rng or random.Random(), metrics=metrics
         )
         self._tokens = TokenProvider(
-            client_id=config.client_id, request_token=self._request_token, clock=clock, metrics=metrics
+            client_id=config.client_id,
+            request_token=self._request_token,
+            clock=clock,
+            metrics=metrics,
+            secrets=secrets,
         )
         self._semaphore = asyncio.Semaphore(config.max_concurrency)
         self._inflight = 0
@@ -292,7 +300,10 @@ class GenesysClient:
     async def _request_token(self) -> Mapping[str, Any]:
         """The client-credentials token request (called by TokenProvider, through `_call`)."""
         pair = f"{self._config.client_id}:{self._config.client_secret.get_secret_value()}"
-        basic = "Basic " + base64.b64encode(pair.encode()).decode()
+        credentials = base64.b64encode(pair.encode()).decode()
+        if self._secrets is not None:
+            self._secrets.add(credentials)
+        basic = "Basic " + credentials
         result = await self._call(
             _Request(
                 TOKEN_ENDPOINT,

@@ -37,6 +37,7 @@ from pydantic import (
     SecretStr,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -51,6 +52,7 @@ from pydantic_settings import (
 from pydantic_settings.exceptions import SettingsError
 
 from connector.errors import ConfigError
+from connector.secrets import MASK, is_secret_name, mask_settings
 
 ENV_PREFIX = "GENESYS_CONNECTOR__"
 ENV_DELIMITER = "__"
@@ -77,42 +79,63 @@ REGIONS: dict[str, tuple[str, str]] = {
 }
 
 #: Segment media types Genesys knows (segment dimension `mediaType`); a typo would silently match nothing.
+#: One `kafka.bootstrap_servers` entry: `[protocol://]host[:port]`, host a name, IPv4 or [IPv6].
+_BOOTSTRAP_ENTRY = re.compile(
+    r"^(?:[A-Za-z_]+://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)"
+    r"(?::(?P<port>\d{1,5}))?$"
+)
+
 MEDIA_TYPES = frozenset(
     {"voice", "callback", "chat", "email", "message", "cobrowse", "video", "screenshare", "unknown"}
 )
 
-#: Keys of `kafka.extra` whose values are shown as "***" by `redacted()`.
-_SECRET_KEY_PATTERN = re.compile(r"password|secret|token|credential|\.key\.pem|jaas", re.IGNORECASE)
-#: Field names that hold secrets: their input is never echoed in an error message.
-_SECRET_FIELDS = frozenset({"client_secret", "sasl_password", "ssl_key_password"})
 
 # ---------------------------------------------------------------------------------------------------------
 # Durations, instants, lists
 
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$", re.IGNORECASE)
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+_DURATION_PART = r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)"
+#: One or more `<number><unit>` parts, largest unit first: `30s`, `5m`, `2m30s`, `1h 30m`, `1d12h`.
+_DURATION_RE = re.compile(rf"^\s*(?:{_DURATION_PART}\s*)+$", re.IGNORECASE)
+_DURATION_PARTS = re.compile(_DURATION_PART, re.IGNORECASE)
+_UNIT_ORDER = list(_UNIT_SECONDS)
+_DURATION_HINT = "expected a duration like 30s, 5m, 2m30s, 2h, 3d or PT5M"
 _TIMEDELTA = TypeAdapter(timedelta)
 
 
 def parse_duration(value: object) -> timedelta:
-    """Parse `30s`, `5m`, `2h`, `3d`, `1w`, `250ms`, ISO-8601 (`PT5M`, `P1DT2H`) or a number of seconds."""
+    """Parse `30s`, `5m`, `2m30s`, `2h`, `3d`, `1w`, `250ms`, ISO-8601 (`PT5M`, `P1DT2H`) or seconds."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, bool):
-        raise ValueError(f"expected a duration like 30s, 5m, 2h, 3d or PT5M (got {value!r})")
+        raise ValueError(f"{_DURATION_HINT} (got {value!r})")
     if isinstance(value, int | float):
         return timedelta(seconds=value)
     if isinstance(value, str):
-        match = _DURATION_RE.match(value)
-        if match:
-            return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
-        if value.strip().upper().startswith("P"):
+        if _DURATION_RE.match(value):
+            seconds = _compound_seconds(value)
+            if seconds is not None:
+                return timedelta(seconds=seconds)
+        elif value.strip().upper().startswith("P"):
             try:
                 return _TIMEDELTA.validate_python(value.strip().upper())
             except ValidationError:
                 pass
-    raise ValueError(f"expected a duration like 30s, 5m, 2h, 3d or PT5M (got {value!r})")
+    raise ValueError(f"{_DURATION_HINT} (got {value!r})")
+
+
+def _compound_seconds(text: str) -> float | None:
+    """Seconds of `2m30s`; None when the units are not in decreasing order (`30s2m`, `5m5m`)."""
+    total = 0.0
+    last = -1
+    for number, unit in _DURATION_PARTS.findall(text):
+        rank = _UNIT_ORDER.index(unit.lower())
+        if rank <= last:
+            return None
+        last = rank
+        total += float(number) * _UNIT_SECONDS[unit.lower()]
+    return total
 
 
 def format_duration(value: timedelta) -> str:
@@ -237,10 +260,28 @@ class _Section(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _report(cls, value: Any) -> Any:
+    def _report(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, _Problem):
             raise PydanticCustomError("problem", value.message)
+        if isinstance(value, bool) and info.field_name is not None:
+            kind = _number_kind(cls.model_fields[info.field_name].annotation)
+            if kind is not None:  # pydantic's lax mode would take `true` as 1
+                raise PydanticCustomError(
+                    "problem",
+                    "expected {kind}, not a boolean (got {value})",
+                    {"kind": kind, "value": str(value).lower()},
+                )
         return value
+
+
+def _number_kind(annotation: Any) -> str | None:
+    """ "an integer" / "a number" for int / float fields (also `int | None`), else None."""
+    args = getattr(annotation, "__args__", None) or (annotation,)
+    if int in args:
+        return "an integer"
+    if float in args:
+        return "a number"
+    return None
 
 
 class GenesysSettings(_Section):
@@ -451,6 +492,20 @@ class KafkaSettings(_Section):
     def _secret_files(cls, data: Any) -> Any:
         return _read_secret_files(data, ("sasl_password", "ssl_key_password"))
 
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_port_list(cls, value: str) -> str:
+        for entry in value.split(","):
+            match = _BOOTSTRAP_ENTRY.match(entry.strip())
+            if match is None or not 0 < int(match.group("port") or 9092) <= 65535:
+                raise PydanticCustomError(
+                    "problem",
+                    "expected a comma-separated list of host:port, e.g. broker-1:9092,broker-2:9092 "
+                    "(got {entry})",
+                    {"entry": repr(entry.strip())},
+                )
+        return value
+
     @model_validator(mode="after")
     def _check_sasl(self) -> KafkaSettings:
         if self.security_protocol.startswith("SASL_"):
@@ -471,6 +526,22 @@ class CheckpointSettings(_Section):
     # Checked at start-up, before anything is fetched or produced: room for the checkpoint and the change
     # store's growth, so a worker on a nearly full volume stops instead of re-publishing on every restart.
     min_free_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+
+    @field_validator("directory")
+    @classmethod
+    def _directory_or_creatable(cls, value: Path) -> Path:
+        """The path, or its nearest existing ancestor, must be a directory (a file there fails only later)."""
+        probe = value
+        while not probe.exists():
+            if probe.parent == probe:
+                return value
+            probe = probe.parent
+        if not probe.is_dir():
+            where = "" if probe == value else f" (in {value})"
+            raise PydanticCustomError(
+                "problem", "{path} is not a directory{where}", {"path": str(probe), "where": where}
+            )
+        return value
 
 
 class MetricsSettings(_Section):
@@ -532,12 +603,10 @@ class Settings(BaseSettings):
 def _plain(value: Any, *, key: str) -> Any:
     """Turn a model dump into JSON/YAML-friendly data with secrets masked."""
     if isinstance(value, SecretStr):
-        return "***"
+        return MASK
     if isinstance(value, dict):
-        return {
-            k: ("***" if key == "extra" and _SECRET_KEY_PATTERN.search(str(k)) else _plain(v, key=str(k)))
-            for k, v in value.items()
-        }
+        shown = mask_settings(value) if key == "extra" else value
+        return {k: _plain(v, key=str(k)) for k, v in shown.items()}
     if isinstance(value, list):
         return [_plain(v, key=key) for v in value]
     if isinstance(value, timedelta):
@@ -570,21 +639,87 @@ def load_config(path: str | os.PathLike[str] | None, *, environ: Mapping[str, st
     `path` is the YAML file (None: environment and defaults only). `environ` defaults to `os.environ`.
     """
     env = dict(os.environ if environ is None else environ)
-    problems: list[str] = []
-    data = _read_yaml(path) if path is not None else {}
-    problems.extend(_unknown_env_vars(env))
-    try:
-        env_data = _MappingEnvSource(Settings, env)()
-    except SettingsError as exc:
-        raise ConfigError([*problems, f"environment: {exc}"]) from None
-    merged = _deep_merge(data, _prune(env_data, _field_tree(Settings)))
+    problems: list[str] = list(_unknown_env_vars(env))
+    merged = _merged_sources(path, env, problems)
     try:
         settings = Settings(**merged)
     except ValidationError as exc:
         problems.extend(_describe(error) for error in exc.errors())
+    else:
+        problems.extend(_producer_problems(settings.kafka))
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def _merged_sources(path: str | os.PathLike[str] | None, env: Mapping[str, str], problems: list[str]) -> Any:
+    """The YAML file's data with the environment's values merged over it (not validated yet)."""
+    if path is None and not any(name.upper().startswith(ENV_PREFIX) for name in env):
+        raise ConfigError(
+            [f"no configuration file given: pass --config FILE or set {ENV_PREFIX}<SECTION>__<KEY> variables"]
+        )
+    data = _read_yaml(path) if path is not None else {}
+    try:
+        env_data = _MappingEnvSource(Settings, env)()
+    except SettingsError as exc:
+        raise ConfigError([*problems, f"environment: {exc}"]) from None
+    return _deep_merge(data, _prune(env_data, _field_tree(Settings)))
+
+
+def _producer_problems(kafka: KafkaSettings) -> list[str]:
+    """What `run` would reject when it builds the producer: overridden guarantees, unknown properties."""
+    from connector.publisher import check_producer_settings  # confluent_kafka: loaded only when needed
+
+    try:
+        check_producer_settings(kafka)
+    except ConfigError as exc:
+        return exc.problems
+    return []
+
+
+class _TopicOnly(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    topic: str = KafkaSettings.model_fields["topic"].default
+
+
+class StatusSettings(BaseModel):
+    """What `status` needs: the checkpoint directory (and the topic, shown for orientation).
+
+    `secrets` are the secret-named values found in the configuration, so that `status` can mask them in
+    an old checkpoint's `last_error` without the rest of the configuration having to be valid.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
+    kafka: _TopicOnly = Field(default_factory=_TopicOnly)
+    secrets: tuple[str, ...] = Field(default=(), repr=False)
+
+
+def load_status_config(
+    path: str | os.PathLike[str] | None, *, environ: Mapping[str, str] | None = None
+) -> StatusSettings:
+    """The `checkpoint` section alone (for `status`): other sections are neither required nor checked."""
+    env = dict(os.environ if environ is None else environ)
+    merged = _merged_sources(path, env, [])
+    section = merged.get("checkpoint", {})
+    kafka = merged.get("kafka") if isinstance(merged.get("kafka"), dict) else {}
+    try:
+        return StatusSettings(
+            checkpoint=section,
+            kafka=_TopicOnly(topic=str(kafka.get("topic", _TopicOnly().topic))),
+            secrets=tuple(_secret_values(merged)),
+        )
+    except ValidationError as exc:
+        raise ConfigError([_describe(error) for error in exc.errors()]) from None
+
+
+def _secret_values(data: Any, key: str = "") -> list[str]:
+    """Every string under a secret-named key of raw configuration data."""
+    if isinstance(data, dict):
+        return [s for k, v in data.items() for s in _secret_values(v, str(k))]
+    if isinstance(data, str) and data and is_secret_name(key):
+        return [data]
+    return []
 
 
 def _read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -685,10 +820,10 @@ def _describe(error: Any) -> str:
         hint = _suggest(loc[-1], parent, ".".join(loc[:-1]) + "." if len(loc) > 1 else "") if parent else ""
         return f"unknown field '{dotted}'{hint}"
     if kind == "missing":
-        also = f" (or set {dotted}_file)" if loc and loc[-1] in _SECRET_FIELDS else ""
+        also = f" (or set {dotted}_file)" if loc and is_secret_name(loc[-1]) else ""
         return f"{dotted}: required{also}"
     message = _message(kind, ctx, error["msg"])
-    if (loc and loc[-1] in _SECRET_FIELDS) or kind == "problem":
+    if (loc and is_secret_name(loc[-1])) or kind == "problem":
         return f"{dotted}: {message}"
     got = error.get("input")
     if isinstance(got, dict | list) or got is None or "(got " in message:

@@ -5,13 +5,10 @@ is one JSON object per line: `ts` (ISO-8601 UTC, ms), `level`, `logger`, `msg`, 
 (`correlation_id`, `window`, `pass`, `endpoint`, `status`...) and `exc` for exceptions. On a terminal the
 same record is a short line with the extras as `key=value`.
 
-Every record passes a `RedactionFilter` before it is formatted. It masks, in the message, its arguments,
-the extras, the exception text and the stack:
-
-- `Bearer <token>`, the value of any `Authorization` header, and values of secret-looking keys
-  (`client_secret=`, `"access_token": "..."`, `sasl.password=`...);
-- every string registered with `register_secret()` (the app registers the client secret and the SASL and
-  key passwords at startup), also in its URL-encoded and JSON-escaped forms.
+Every record passes a `RedactionFilter` before it is formatted. It applies `connector.secrets.Redactor`
+(the connector's one masking rule) to the message, its arguments, the extras, the exception text and the
+stack: registered secrets (the client secret, SASL and key passwords, every OAuth token obtained), bearer
+tokens, `Authorization` credentials and values of secret-named keys written as pairs.
 
 When a record carries an exception with context attributes (the connector's `ApiError` family has
 `correlation_id`, `status`, `code`, `endpoint`), those are added as fields, so the ININ-Correlation-Id of a
@@ -25,20 +22,27 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
-import threading
-from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Literal, TextIO
-from urllib.parse import quote, quote_plus
 
 import orjson
 
 from connector.errors import ConfigError
+from connector.secrets import MASK, Redactor
+
+__all__ = [
+    "MASK",
+    "JsonFormatter",
+    "RedactionFilter",
+    "Redactor",
+    "TextFormatter",
+    "configure_logging",
+    "process_redactor",
+    "register_secret",
+]
 
 LogFormat = Literal["auto", "json", "text"]
-MASK = "***"
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _NOISY_LIBRARIES = ("httpx", "httpcore")  # one INFO line per HTTP request: far too chatty above DEBUG
@@ -46,61 +50,12 @@ _CONTEXT_ATTRS = ("correlation_id", "status", "code", "endpoint", "window", "pag
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 _CORE_KEYS = ("ts", "level", "logger", "msg", "exc", "stack")
 
-_BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',;)\]}]+")
-_AUTH_HEADER = re.compile(r"(?i)\b(authorization[\"']?\s*[:=]\s*[\"']?)[^\"'\r\n,;}]+")
-_SECRET_KEY_VALUE = re.compile(
-    r"(?i)\b([\w.-]*(?:secret|password|passwd|token|api[_-]?key)[\"']?\s*[:=]\s*[\"']?)[^\"'\s&,;)\]}]+"
-)
-_SECRET_FIELD = re.compile(
-    r"(?i)^(authorization|.*(secret|password|passwd)|(access_|refresh_|id_|bearer_)?token|api[_-]?key)$"
-)
-
-
-class Redactor:
-    """Masks secrets in text: fixed patterns (bearer tokens, auth headers) plus registered literal values."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._lock = threading.Lock()
-        self._secrets: set[str] = set()
-        self._literal: re.Pattern[str] | None = None
-        for secret in secrets:
-            self.add(secret)
-
-    def add(self, secret: str | None) -> None:
-        """Mask `secret` from now on, also URL-encoded or JSON-escaped. Empty values are ignored."""
-        if not secret:
-            return
-        forms = {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]}
-        with self._lock:
-            self._secrets |= {f for f in forms if f}
-            ordered = sorted(self._secrets, key=len, reverse=True)  # longest first: no partial leftovers
-            self._literal = re.compile("|".join(re.escape(s) for s in ordered))
-
-    def redact(self, text: str) -> str:
-        """`text` with every secret replaced by `***`."""
-        literal = self._literal
-        if literal is not None:
-            text = literal.sub(MASK, text)
-        text = _BEARER.sub(rf"\1 {MASK}", text)
-        text = _AUTH_HEADER.sub(rf"\g<1>{MASK}", text)
-        return _SECRET_KEY_VALUE.sub(rf"\g<1>{MASK}", text)
-
-    def redact_value(self, value: object, *, key: str | None = None) -> object:
-        """Redact strings inside `value` (recursing into mappings and sequences); mask secret-named keys."""
-        if key is not None and _SECRET_FIELD.match(key) and value is not None:
-            return MASK
-        if isinstance(value, str):
-            return self.redact(value)
-        if isinstance(value, Mapping):
-            return {k: self.redact_value(v, key=str(k)) for k, v in value.items()}
-        if isinstance(value, list | tuple | set | frozenset):
-            return [self.redact_value(v) for v in value]
-        if isinstance(value, int | float | bool | datetime) or value is None:
-            return value
-        return self.redact(str(value))
-
-
 _default_redactor = Redactor()
+
+
+def process_redactor() -> Redactor:
+    """The redactor `configure_logging()` uses unless given another one (logging is process-wide)."""
+    return _default_redactor
 
 
 def register_secret(value: str | None) -> None:

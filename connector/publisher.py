@@ -54,6 +54,7 @@ from connector.oversized import (
     wire_size,
 )
 from connector.records import HEADER_VERSION, OutboundMessage
+from connector.secrets import MASK, is_secret_name, mask_settings
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 # Keys `kafka.extra` may not override: the delivery guarantee depends on them.
 ENFORCED_SETTINGS: Mapping[str, SettingValue] = {"enable.idempotence": True, "acks": "all"}
-_SECRET_KEY_PARTS = ("password", "secret", "token", "oauthbearer.config", ".pem", "credentials")
+# Keys the publisher sets itself when it creates the producer (its callbacks): never from `kafka.extra`.
+PUBLISHER_SETTINGS = ("error_cb", "logger", "on_delivery", "stats_cb", "throttle_cb", "oauth_cb")
 _ERROR_LOG_INTERVAL_S = 30.0
 _POLL_INTERVAL_S = 0.1
 _BUFFER_WAIT_S = 0.05
@@ -190,21 +192,71 @@ def producer_settings(cfg: KafkaSettingsLike) -> dict[str, SettingValue]:
         for key, value in cfg.extra.items()
         if key in ENFORCED_SETTINGS and str(value).lower() not in (str(ENFORCED_SETTINGS[key]).lower(), "-1")
     ]
+    problems += [
+        f"kafka.extra.{key}: set by the connector itself, cannot be configured"
+        for key in cfg.extra
+        if key in PUBLISHER_SETTINGS
+    ]
     if problems:
         raise ConfigError(problems)
     settings.update(cfg.extra)
     return settings
 
 
+def check_producer_settings(cfg: KafkaSettingsLike) -> None:
+    """Everything `producer_settings` and librdkafka would reject at `run`, found without connecting.
+
+    librdkafka validates every property (unknown names, bad values) when a producer is created. The probe
+    has no `bootstrap.servers` (it would start connecting) and no file locations (it checks the settings,
+    not the machine: a CA file mounted only in the pod must not fail a check elsewhere), and is closed at
+    once. Raises ConfigError with one line per problem; secret values never appear in it.
+    """
+    settings = producer_settings(cfg)
+    probe = {
+        key: value
+        for key, value in settings.items()
+        if key != "bootstrap.servers" and key not in _FILE_SETTINGS
+    }
+    try:
+        producer = Producer({**probe, "logger": _SILENT})
+    except (KafkaException, ValueError, TypeError) as exc:
+        raise ConfigError([f"kafka: {_rejection(exc, settings)}"]) from None
+    producer.close()
+
+
+#: librdkafka properties naming files it opens when a producer is created.
+_FILE_SETTINGS = frozenset(
+    {
+        "ssl.ca.location",
+        "ssl.certificate.location",
+        "ssl.key.location",
+        "ssl.crl.location",
+        "ssl.keystore.location",
+        "ssl.engine.location",
+    }
+)
+_SILENT = logging.getLogger(__name__ + ".probe")
+_SILENT.addHandler(logging.NullHandler())
+_SILENT.propagate = False
+
+
+def _rejection(exc: Exception, settings: Mapping[str, SettingValue]) -> str:
+    """librdkafka's reason for refusing `settings`, with any secret value masked."""
+    text = _describe(exc) if isinstance(exc, KafkaException) else str(exc)
+    for key, value in settings.items():
+        if is_secret_name(key) and str(value):
+            text = text.replace(str(value), MASK)
+    return f"the producer settings were rejected: {text.strip()}"
+
+
 def is_secret_setting(key: str) -> bool:
-    """True for librdkafka keys whose values are credentials (never logged)."""
-    lowered = key.lower()
-    return any(part in lowered for part in _SECRET_KEY_PARTS)
+    """True for librdkafka keys whose values are credentials (never logged): `connector.secrets`' rule."""
+    return is_secret_name(key)
 
 
 def redacted(settings: Mapping[str, object]) -> dict[str, object]:
     """A copy of producer settings safe to log: credential values replaced by `***`."""
-    return {key: ("***" if is_secret_setting(key) else value) for key, value in settings.items()}
+    return mask_settings(settings)
 
 
 # --- delivery tracking ---------------------------------------------------------------------------
@@ -714,8 +766,7 @@ class KafkaPublisher:
         try:
             return factory(config)
         except (KafkaException, ValueError, TypeError) as exc:
-            text = self._scrub(_describe(exc) if isinstance(exc, KafkaException) else str(exc))
-            raise ConfigError([f"kafka: the producer settings were rejected: {text}"]) from None
+            raise ConfigError([f"kafka: {_rejection(exc, settings)}"]) from None
 
     def _poll_loop(self) -> None:
         """Serve delivery reports and client errors until close(); keep the queue gauge current."""

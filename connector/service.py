@@ -2,7 +2,7 @@
 
 Order matters and is chosen so that problems surface early and clearly, before any data moves:
 
-1. logging, and registration of every secret with the redactor;
+1. logging, and registration of every secret with the redactor (OAuth tokens are added as they arrive);
 2. the checkpoint directory lock and the checkpoint itself (a corrupt file stops here, untouched), then
    proof that the directory has room and can be written (`statedir`), and the change store with its own
    write probe: a full volume stops here, before a page is fetched or a message produced;
@@ -40,11 +40,12 @@ from connector.errors import (
 )
 from connector.fetcher import WindowFetcher
 from connector.health import HealthServer, Heartbeat
-from connector.logs import register_secret
+from connector.logs import process_redactor
 from connector.metrics import ConnectorMetrics
 from connector.passes import InFlightSnapshots, PassRunner
 from connector.progress import Progress
 from connector.publisher import KafkaPublisher, producer_settings
+from connector.secrets import Redactor, is_secret_name
 from connector.statedir import check_state_directory
 from connector.windows import WindowPlanner
 
@@ -75,12 +76,15 @@ def fingerprint(settings: Settings) -> str:
     )
 
 
-def register_secrets(settings: Settings) -> None:
-    """Every secret the process knows is masked wherever it might appear in a log line."""
-    register_secret(settings.genesys.client_secret.get_secret_value())
+def register_secrets(settings: Settings, redactor: Redactor) -> None:
+    """Every secret the configuration holds is masked wherever it might appear (logs, checkpoint)."""
+    redactor.add(settings.genesys.client_secret.get_secret_value())
     for secret in (settings.kafka.sasl_password, settings.kafka.ssl_key_password):
         if secret is not None:
-            register_secret(secret.get_secret_value())
+            redactor.add(secret.get_secret_value())
+    for key, value in settings.kafka.extra.items():
+        if is_secret_name(key):
+            redactor.add(str(value))
 
 
 def loop_settings(settings: Settings) -> LoopSettings:
@@ -101,9 +105,9 @@ def loop_settings(settings: Settings) -> LoopSettings:
 
 
 def _open_checkpoint(
-    settings: Settings, clock: Clock, options: RunOptions
+    settings: Settings, clock: Clock, options: RunOptions, redactor: Redactor
 ) -> tuple[FileCheckpointStore, CheckpointState | None]:
-    store = FileCheckpointStore(settings.checkpoint.directory, clock)
+    store = FileCheckpointStore(settings.checkpoint.directory, clock, redact=redactor.redact)
     store.lock()
     if options.reset_checkpoint:
         backup = store.reset()
@@ -144,15 +148,23 @@ async def run_connector(
     clock: Clock | None = None,
     metrics: ConnectorMetrics | None = None,
     on_started: Callable[[Connector], None] | None = None,
+    redactor: Redactor | None = None,
 ) -> int:
-    """Run one connector until it stops; returns the process exit code. Never raises ConnectorError."""
+    """Run one connector until it stops; returns the process exit code. Never raises an Exception.
+
+    `redactor` (default: the one logging uses) learns every secret: the configured ones now, each OAuth
+    token as it arrives. An exception that is not one of ours is logged with its traceback through the
+    redacting log handler and ends the run with exit code 1: Python's own traceback printer would show the
+    secrets its frames' messages may hold.
+    """
     options = options or RunOptions()
     clock = clock or SystemClock()
     metrics = metrics or ConnectorMetrics(rescans=len(settings.windows.rescan_delays))
+    redactor = redactor if redactor is not None else process_redactor()
     metrics.info.info({"version": __version__})
-    register_secrets(settings)
+    register_secrets(settings, redactor)
     try:
-        return await _run(settings, options, clock, metrics, on_started)
+        return await _run(settings, options, clock, metrics, on_started, redactor)
     except ConfigError as exc:
         log.error("configuration error", extra={"error": str(exc)})
         return EXIT_CONFIG
@@ -160,6 +172,9 @@ async def run_connector(
         log.error(
             "connector stopped on a fatal error", extra={"error": str(exc), "error_type": type(exc).__name__}
         )
+        return EXIT_FATAL
+    except Exception as exc:  # the last line of defence: a redacted traceback, exit 1
+        log.critical("connector stopped on an unexpected error (a bug)", exc_info=exc)
         return EXIT_FATAL
 
 
@@ -169,10 +184,11 @@ async def _run(
     clock: Clock,
     metrics: ConnectorMetrics,
     on_started: Callable[[Connector], None] | None,
+    redactor: Redactor,
 ) -> int:
     heartbeat = Heartbeat(clock, max_age_s=max(60.0, settings.windows.poll_interval.total_seconds() * 4))
     async with AsyncExitStack() as stack:
-        store, state = _open_checkpoint(settings, clock, options)
+        store, state = _open_checkpoint(settings, clock, options, redactor)
         stack.callback(store.close)
         check_state_directory(
             settings.checkpoint.directory, min_free_bytes=settings.checkpoint.min_free_bytes
@@ -182,7 +198,11 @@ async def _run(
         changes.probe_write()
 
         health = HealthServer(
-            settings.metrics.host, settings.metrics.port, registry=metrics.registry, heartbeat=heartbeat
+            settings.metrics.host,
+            settings.metrics.port,
+            registry=metrics.registry,
+            heartbeat=heartbeat,
+            redact=redactor.redact,
         )
         health.start()
         stack.callback(health.stop)
@@ -198,7 +218,7 @@ async def _run(
         stack.callback(publisher.close)
         await asyncio.to_thread(publisher.verify_topic, min(30.0, settings.kafka.delivery_timeout_ms / 1000))
 
-        client = GenesysClient(settings.genesys, clock=clock, metrics=metrics)
+        client = GenesysClient(settings.genesys, clock=clock, metrics=metrics, secrets=redactor)
         stack.push_async_callback(client.aclose)
         await _check_genesys(client, clock)
 

@@ -1,24 +1,49 @@
 """`genesys-connector status`: what the checkpoint says, for humans and scripts.
 
 Reads the checkpoint without taking the directory lock and without writing anything, so it is safe to
-run next to a live worker (e.g. `kubectl exec ... genesys-connector status`). Never prints a secret: it
-shows no configuration values except the topic and the checkpoint directory.
+run next to a live worker (e.g. `kubectl exec ... genesys-connector status`). Needs only
+`checkpoint.directory` (`config.load_status_config`). Never prints a secret: it shows no configuration
+values except the topic and the checkpoint directory, and `last_error` is masked again when shown (the
+connector masks it before writing; a checkpoint written by an older version may not be).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import orjson
 
 from connector.checkpoint import CheckpointState, read_only_load
 from connector.clock import Clock, SystemClock
-from connector.config import Settings
+from connector.secrets import Redactor
 
 
-def status_report(settings: Settings, *, clock: Clock | None = None) -> dict[str, Any]:
-    """The status as a plain dict (the JSON form of `status --json`)."""
+class _Checkpoint(Protocol):
+    @property
+    def directory(self) -> Path: ...
+
+
+class _Kafka(Protocol):
+    @property
+    def topic(self) -> str: ...
+
+
+class StatusConfig(Protocol):
+    """What `status` reads of the configuration: `config.StatusSettings` or the full `Settings`."""
+
+    @property
+    def checkpoint(self) -> _Checkpoint: ...
+    @property
+    def kafka(self) -> _Kafka: ...
+
+
+def status_report(
+    settings: StatusConfig, *, clock: Clock | None = None, secrets: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The status as a plain dict (the JSON form of `status --json`); `secrets` are masked wherever seen."""
     now = (clock or SystemClock()).now()
     state = read_only_load(settings.checkpoint.directory)
     report: dict[str, Any] = {
@@ -29,11 +54,11 @@ def status_report(settings: Settings, *, clock: Clock | None = None) -> dict[str
     if state is None:
         report["state"] = "no checkpoint yet (the connector has not completed any page)"
         return report
-    report.update(_state_fields(state, now))
+    report.update(_state_fields(state, now, Redactor(secrets).redact))
     return report
 
 
-def _state_fields(state: CheckpointState, now: datetime) -> dict[str, Any]:
+def _state_fields(state: CheckpointState, now: datetime, redact: Callable[[str], str]) -> dict[str, Any]:
     rescans = sorted(state.rescans, key=lambda r: r.due_at)
     by_pass: dict[str, int] = {}
     for r in rescans:
@@ -58,15 +83,17 @@ def _state_fields(state: CheckpointState, now: datetime) -> dict[str, Any]:
         "open_conversations": len(state.open_conversations),
         "last_error": None
         if state.last_error is None
-        else {"at": _iso(state.last_error.at), "message": state.last_error.message},
+        else {"at": _iso(state.last_error.at), "message": redact(state.last_error.message)},
         "stats": dict(state.stats),
         "connector_version": state.connector_version,
     }
 
 
-def render_status(settings: Settings, *, as_json: bool = False, clock: Clock | None = None) -> str:
+def render_status(
+    settings: StatusConfig, *, as_json: bool = False, clock: Clock | None = None, secrets: Iterable[str] = ()
+) -> str:
     """The status as text (default) or JSON."""
-    report = status_report(settings, clock=clock)
+    report = status_report(settings, clock=clock, secrets=secrets)
     if as_json:
         return orjson.dumps(report, option=orjson.OPT_INDENT_2).decode()
     lines = []

@@ -13,6 +13,7 @@
 - GET /_sim/counters -> {counters: {route: {status: n}}}; POST /_sim/counters/reset
 - POST /_sim/ratelimit {limit, window_s?}; POST /_sim/latency {mean_ms, jitter_ms?}
 - POST /_sim/paging {total_hits_jitter?, duplicate_probability?, fixed_total_hits? (int >= 0 | "off")}
+- GET /_sim/tokens -> {tokens: [...]} every bearer token issued so far (to check none leaked)
 - POST /_sim/revoke {token?, client_id?} -> {revoked}
 - POST /_sim/clients {client_id, client_secret, permissions?}
 - POST /_sim/jobs/fail {count?, message?}
@@ -179,6 +180,10 @@ def _paging(c: SimulatorControl, r: Request, b: dict[str, Any]) -> Any:
     return {"ok": True}
 
 
+def _tokens(c: SimulatorControl, r: Request, b: dict[str, Any]) -> Any:
+    return {"tokens": c.issued_tokens()}
+
+
 def _revoke(c: SimulatorControl, r: Request, b: dict[str, Any]) -> Any:
     return {"revoked": c.revoke_tokens(token=b.get("token"), client_id=b.get("client_id"))}
 
@@ -215,6 +220,7 @@ def routes() -> list[Route]:
         ("/_sim/ratelimit", _ratelimit, ["POST"]),
         ("/_sim/latency", _latency, ["POST"]),
         ("/_sim/paging", _paging, ["POST"]),
+        ("/_sim/tokens", _tokens, ["GET"]),
         ("/_sim/revoke", _revoke, ["POST"]),
         ("/_sim/clients", _clients, ["POST"]),
         ("/_sim/jobs/fail", _fail_jobs, ["POST"]),

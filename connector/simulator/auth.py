@@ -142,6 +142,10 @@ class AuthService:
             message_params={"permissions": names},
         )
 
+    def issued(self) -> list[str]:
+        """Every token issued so far (revoked and expired ones too), oldest first."""
+        return list(self._tokens)
+
     def revoke(self, *, token: str | None = None, client_id: str | None = None) -> int:
         """Revoke one token, every token of a client, or (no argument) every token; returns how many."""
         count = 0

@@ -254,6 +254,11 @@ class SimulatorControl:
                     raise ValueError("duplicate_probability must be within [0, 1]")
                 self._sim.duplicate_probability = duplicate_probability
 
+    def issued_tokens(self) -> list[str]:
+        """Every bearer token the simulator has issued (tests check that none leaked into any output)."""
+        with self._sim.lock:
+            return self._sim.auth.issued()
+
     def revoke_tokens(self, *, token: str | None = None, client_id: str | None = None) -> int:
         """Revoke one token, a client's tokens, or all tokens; returns how many were revoked."""
         with self._sim.lock:
@@ -443,6 +448,10 @@ class RemoteSimulatorControl:
             "fixed_total_hits": fixed_total_hits,
         }
         self._post("/_sim/paging", payload)
+
+    def issued_tokens(self) -> list[str]:
+        """See SimulatorControl.issued_tokens."""
+        return [str(token) for token in self._get("/_sim/tokens")["tokens"]]
 
     def revoke_tokens(self, *, token: str | None = None, client_id: str | None = None) -> int:
         """See SimulatorControl.revoke_tokens."""

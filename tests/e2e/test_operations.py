@@ -172,8 +172,8 @@ def test_unwritable_checkpoint_directory_is_a_clear_error(tmp_path: Path) -> Non
     blocker.write_text("x")
     env = {**_base_env(tmp_path), "GENESYS_CONNECTOR__CHECKPOINT__DIRECTORY": str(blocker / "state")}
     result = _cli("run", env=env)
-    assert result.returncode == 1
-    assert "checkpoint directory" in result.stderr
+    assert result.returncode == 2, "a configuration error, found before anything is opened"
+    assert f"checkpoint.directory: {blocker} is not a directory" in result.stderr
     assert str(blocker / "state") in result.stderr
 
 

@@ -7,6 +7,8 @@ from typing import Any
 import httpx
 from simulator_support import FULL_INTERVAL, QUERY, Api, SimFactory
 
+from connector.simulator import RemoteSimulatorControl
+
 
 def token_request(api: Api, auth: Any, data: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
     return api.http.post("/oauth/token", auth=auth, data=data or {"grant_type": "client_credentials"}, **kw)
@@ -93,6 +95,19 @@ def test_revoked_tokens_are_401(sim: tuple[Any, Api]) -> None:
     assert api.http.post(QUERY, json={"interval": FULL_INTERVAL}, headers=api_other).status_code == 200
     assert handle.control.revoke_tokens() >= 1
     assert_error(api.http.post(QUERY, json={"interval": FULL_INTERVAL}, headers=api_other), 401)
+
+
+def test_issued_tokens_are_listed_for_leak_checks(sim: tuple[Any, Api]) -> None:
+    handle, api = sim
+    other = api.new_token()
+    handle.control.revoke_tokens(token=other)
+    remote = RemoteSimulatorControl(handle.base_url)
+    try:
+        listed = remote.issued_tokens()
+    finally:
+        remote.close()
+    assert listed == handle.control.issued_tokens()
+    assert {api.token, other} <= set(listed)
 
 
 def test_a_client_without_the_permission_gets_403(sim: tuple[Any, Api]) -> None:

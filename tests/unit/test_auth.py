@@ -17,6 +17,7 @@ from connector.clock import FakeClock
 from connector.config import GenesysSettings
 from connector.errors import ApiContractError, AuthenticationError, RetriesExhaustedError
 from connector.metrics import ConnectorMetrics
+from connector.secrets import Redactor
 
 SECRET = "very-secret-client-secret"
 
@@ -233,3 +234,33 @@ def test_token_endpoint_outage_is_retried_then_reported() -> None:
         asyncio.run(scenario())
     assert sample(metrics, "api_requests_total", {"endpoint": "oauth_token", "code": "503"}) == 3
     assert sample(metrics, "oauth_token_requests_total", {"result": "error"}) == 1
+
+
+def test_every_token_and_the_basic_credentials_are_registered_as_secrets() -> None:
+    registry = Redactor()
+    issued = iter(["first-token-a1", "second-token-b2"])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/token":
+            token = next(issued)
+            return httpx.Response(
+                200, json={"access_token": token, "token_type": "bearer", "expires_in": 900}
+            )
+        if request.headers["Authorization"] == "Bearer first-token-a1":
+            return httpx.Response(401, json={"message": "expired", "code": "bad.credentials", "status": 401})
+        return httpx.Response(200, json={"conversations": [], "totalHits": 0})
+
+    async def scenario() -> None:
+        async with GenesysClient(
+            settings(),
+            clock=FakeClock(),
+            metrics=ConnectorMetrics(),
+            transport=httpx.MockTransport(handler),
+            secrets=registry,
+        ) as client:
+            await client.query_details({"interval": "x"})  # 401 -> a second token
+
+    asyncio.run(scenario())
+    basic = base64.b64encode(f"client-abc:{SECRET}".encode()).decode()
+    for secret in ("first-token-a1", "second-token-b2", basic):
+        assert registry.redact(f"saw {secret} here") == "saw *** here"

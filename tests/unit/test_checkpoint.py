@@ -15,6 +15,7 @@ import pytest
 
 from connector import checkpoint as checkpoint_module
 from connector.checkpoint import (
+    CHECKPOINT_FILE,
     CheckpointState,
     FileCheckpointStore,
     LastError,
@@ -25,6 +26,7 @@ from connector.checkpoint import (
 )
 from connector.clock import FakeClock
 from connector.errors import CheckpointError, StateDirectoryFullError
+from connector.secrets import Redactor
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -342,3 +344,23 @@ def test_config_fingerprint_is_stable_and_sensitive() -> None:
     assert a == b
     assert a != c
     assert len(a) == 16
+
+
+def test_last_error_is_redacted_before_it_is_written(tmp_path: Path, clock: FakeClock) -> None:
+    token = "registered-oauth-token-4f1e"
+    redactor = Redactor([token])
+    message = f"boom: token {token} with client_secret=abc123 and Authorization: Bearer xyz"
+    with FileCheckpointStore(tmp_path, clock, redact=redactor.redact) as s:
+        s.save(CheckpointState(last_error=LastError(at=T0, message=message)))
+    raw = (tmp_path / CHECKPOINT_FILE).read_text()
+    for leaked in (token, "abc123", "xyz"):
+        assert leaked not in raw
+    assert "boom: token *** with client_secret=***" in raw
+
+
+def test_last_error_is_pattern_redacted_even_without_a_redactor(tmp_path: Path, clock: FakeClock) -> None:
+    with FileCheckpointStore(tmp_path, clock) as s:
+        saved = s.save(CheckpointState(last_error=LastError(at=T0, message="sasl.password=pw-123 rejected")))
+    assert saved.last_error is not None
+    assert saved.last_error.message == "sasl.password=*** rejected"
+    assert "pw-123" not in (tmp_path / CHECKPOINT_FILE).read_text()

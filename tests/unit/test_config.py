@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from connector.config import REGIONS, Settings, format_duration, load_config, parse_duration
+from connector.config import (
+    REGIONS,
+    Settings,
+    format_duration,
+    load_config,
+    load_status_config,
+    parse_duration,
+)
 from connector.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -130,7 +137,11 @@ def test_settings_are_frozen() -> None:
         ("WINDOWS__RESCAN_DELAYS", "2h,15m", "windows.rescan_delays: delays must be strictly increasing"),
         ("WINDOWS__RESCAN_DELAYS", "0s,15m", "windows.rescan_delays: every delay must be positive"),
         ("WINDOWS__LENGTH", "0s", "windows.length: must be positive"),
-        ("WINDOWS__LENGTH", "soon", "windows.length: expected a duration like 30s, 5m, 2h, 3d or PT5M"),
+        (
+            "WINDOWS__LENGTH",
+            "soon",
+            "windows.length: expected a duration like 30s, 5m, 2m30s, 2h, 3d or PT5M",
+        ),
         ("WINDOWS__MAX_CATCHUP_LENGTH", "8d", "windows.max_catchup_length: must be <= 7d"),
         ("WINDOWS__LAG", "-1m", "windows.lag: expected a duration"),
         ("WINDOWS__START", "7d", "windows.start: a relative start must be negative, e.g. -7d"),
@@ -467,13 +478,19 @@ def test_region_or_both_urls_are_required() -> None:
         ("PT5M", timedelta(minutes=5)),
         ("P1DT2H", timedelta(days=1, hours=2)),
         (90, timedelta(seconds=90)),
+        ("2m30s", timedelta(minutes=2, seconds=30)),
+        ("1h 30m", timedelta(hours=1, minutes=30)),
+        ("1d12h", timedelta(days=1, hours=12)),
+        ("1s500ms", timedelta(seconds=1, milliseconds=500)),
     ],
 )
 def test_durations(text: str | int, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "5", "5 minutes", "PT", "-5m", True, None])
+@pytest.mark.parametrize(
+    "text", ["", "5", "5 minutes", "PT", "-5m", True, None, "30s2m", "5m5m", "2m30", "m30s"]
+)
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ValueError, match="expected a duration"):
         parse_duration(text)
@@ -498,3 +515,132 @@ def test_relative_and_absolute_start() -> None:
     assert a_date.resolve_start(now) == datetime(2026, 5, 3, tzinfo=UTC)
     default = load_config(None, environ=BASE_ENV).windows
     assert default.resolve_start(now) == now - timedelta(days=7)
+
+
+def test_compound_durations_in_the_configuration() -> None:
+    env = {**BASE_ENV, "GENESYS_CONNECTOR__WINDOWS__POLL_INTERVAL": "2m30s"}
+    env["GENESYS_CONNECTOR__WINDOWS__START"] = "-1d12h"
+    windows = load_config(None, environ=env).windows
+    assert windows.poll_interval == timedelta(seconds=150)
+    assert windows.start == timedelta(hours=36)
+
+
+# ------------------------------------------------------------------ what `run` would reject, found early
+
+GENESYS_YAML = f"genesys:\n  region: us_east_1\n  client_id: c\n  client_secret: {SECRET}\n"
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        (
+            "kafka:\n  extra:\n    acks: 1\n",
+            "kafka.extra.acks: cannot override acks='all' (delivery guarantee)",
+        ),
+        (
+            "kafka:\n  extra:\n    enable.idempotence: false\n",
+            "kafka.extra.enable.idempotence: cannot override enable.idempotence=True (delivery guarantee)",
+        ),
+        (
+            "kafka:\n  extra:\n    error_cb: x\n",
+            "kafka.extra.error_cb: set by the connector itself, cannot be configured",
+        ),
+        (
+            "kafka:\n  extra:\n    no.such.property: 1\n",
+            "kafka: the producer settings were rejected: _INVALID_ARG: No such configuration property: "
+            '"no.such.property"',
+        ),
+        (
+            "kafka:\n  extra:\n    batch.num.messages: -3\n",
+            "kafka: the producer settings were rejected: _INVALID_ARG: Configuration property "
+            '"batch.num.messages" value -3 is outside allowed range',
+        ),
+        (
+            "kafka:\n  bootstrap_servers: 'not a host::::'\n",
+            "kafka.bootstrap_servers: expected a comma-separated list of host:port, e.g. "
+            "broker-1:9092,broker-2:9092 (got 'not a host::::')",
+        ),
+        (
+            "kafka:\n  bootstrap_servers: 'broker-1:9092,,broker-2:9092'\n",
+            "kafka.bootstrap_servers: expected a comma-separated list of host:port, e.g. "
+            "broker-1:9092,broker-2:9092 (got '')",
+        ),
+        (
+            "kafka:\n  bootstrap_servers: 'broker-1:99999'\n",
+            "kafka.bootstrap_servers: expected a comma-separated list of host:port, e.g. "
+            "broker-1:9092,broker-2:9092 (got 'broker-1:99999')",
+        ),
+        ("kafka:\n  linger_ms: true\n", "kafka.linger_ms: expected an integer, not a boolean (got true)"),
+        ("metrics:\n  port: false\n", "metrics.port: expected an integer, not a boolean (got false)"),
+        (
+            "genesys:\n  page_size: true\n",
+            "genesys.page_size: expected an integer, not a boolean (got true)",
+        ),
+        (
+            "genesys:\n  request_timeout_s: true\n",
+            "genesys.request_timeout_s: expected a number, not a boolean (got true)",
+        ),
+    ],
+)
+def test_check_config_rejects_what_run_would(tmp_path: Path, yaml_text: str, expected: str) -> None:
+    merged = _merge_yaml(GENESYS_YAML, yaml_text)
+    found = problems(write(tmp_path, merged), {})
+    assert len(found) == 1, found
+    assert found[0].startswith(expected), found
+
+
+def _merge_yaml(base: str, extra: str) -> str:
+    """`extra` below `base`; a second `genesys:` section is folded into the first."""
+    if extra.startswith("genesys:\n"):
+        return base + extra.removeprefix("genesys:\n")
+    return base + extra
+
+
+def test_checkpoint_directory_must_not_be_a_file(tmp_path: Path) -> None:
+    blocker = write(tmp_path, "x", name="a-file")
+    env = {**BASE_ENV, "GENESYS_CONNECTOR__CHECKPOINT__DIRECTORY": str(blocker)}
+    assert problems(None, env) == [f"checkpoint.directory: {blocker} is not a directory"]
+    env["GENESYS_CONNECTOR__CHECKPOINT__DIRECTORY"] = str(blocker / "state")
+    assert problems(None, env) == [f"checkpoint.directory: {blocker} is not a directory (in {blocker}/state)"]
+    env["GENESYS_CONNECTOR__CHECKPOINT__DIRECTORY"] = str(tmp_path / "new" / "state")
+    assert load_config(None, environ=env).checkpoint.directory == tmp_path / "new" / "state"
+
+
+def test_librdkafka_rejections_never_show_a_secret_value(tmp_path: Path) -> None:
+    text = GENESYS_YAML + (
+        "kafka:\n  extra:\n    sasl.oauthbearer.config: 'principal=admin secret-oauth-cfg'\n"
+        "    ssl.key.password: 'also-secret'\n    nope.nope: 1\n"
+    )
+    found = problems(write(tmp_path, text), {})
+    assert len(found) == 1, found
+    assert "nope.nope" in found[0]
+    assert "secret-oauth-cfg" not in found[0]
+    assert "also-secret" not in found[0]
+
+
+def test_no_configuration_at_all_says_so() -> None:
+    assert problems(None, {"HOME": "/root"}) == [
+        "no configuration file given: pass --config FILE or set GENESYS_CONNECTOR__<SECTION>__<KEY> variables"
+    ]
+
+
+def test_redacted_masks_secret_kafka_extra_values() -> None:
+    env = {**BASE_ENV, "GENESYS_CONNECTOR__KAFKA__EXTRA": '{"sasl.oauthbearer.config": "principal=p x=y"}'}
+    shown = load_config(None, environ=env).redacted()
+    assert shown["kafka"]["extra"] == {"sasl.oauthbearer.config": "***"}
+
+
+def test_status_needs_only_the_checkpoint_directory(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    loaded = load_status_config(None, environ={"GENESYS_CONNECTOR__CHECKPOINT__DIRECTORY": str(state)})
+    assert loaded.checkpoint.directory == state
+    assert loaded.kafka.topic == "genesys.conversations"
+    path = write(tmp_path, f"genesys:\n  client_secret: {SECRET}\nkafka:\n  topic: t1\n")
+    loaded = load_status_config(path, environ={})
+    assert loaded.kafka.topic == "t1"
+    assert loaded.secrets == (SECRET,)
+    assert SECRET not in repr(loaded)
+    blocker = write(tmp_path, "x", name="a-file")
+    with pytest.raises(ConfigError) as info:
+        load_status_config(None, environ={"GENESYS_CONNECTOR__CHECKPOINT__DIRECTORY": str(blocker)})
+    assert info.value.problems == [f"checkpoint.directory: {blocker} is not a directory"]

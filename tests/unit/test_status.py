@@ -161,3 +161,22 @@ def test_no_secret_appears_in_text_or_json(settings: Settings, with_checkpoint: 
         assert CLIENT_SECRET not in out
         assert SASL_PASSWORD not in out
         assert "client-id" not in out, "no configuration value except the topic and the directory"
+
+
+def test_last_error_written_unredacted_by_an_older_version_is_masked_when_shown(
+    settings: Settings,
+) -> None:
+    directory = settings.checkpoint.directory
+    write_checkpoint(settings, CheckpointState())
+    path = directory / "checkpoint.json"
+    data = json.loads(path.read_text())
+    data["last_error"] = {
+        "at": "2026-05-01T10:20:00Z",
+        "message": f"oauth_token: attempt 2 failed; secret {CLIENT_SECRET}; Authorization: Bearer abc.def-1",
+    }
+    path.write_text(json.dumps(data))
+    for as_json in (False, True):
+        out = render_status(settings, as_json=as_json, clock=FakeClock(NOW), secrets=[CLIENT_SECRET])
+        assert CLIENT_SECRET not in out
+        assert "abc.def-1" not in out
+        assert "oauth_token: attempt 2 failed; secret ***; Authorization: ***" in out

@@ -1,0 +1,129 @@
+"""`check-config` and `status` at the command line: exit codes and messages, without connecting anywhere."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from connector.cli import EXIT_CONFIG, EXIT_OK, main
+
+SECRET = "cli-Client-S3cret-never-printed"
+OAUTH_CONFIG = "principal=admin cli-oauthbearer-s3cret"
+
+
+@pytest.fixture(autouse=True)
+def no_connector_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the files a test writes configure the connector."""
+    for name in list(os.environ):
+        if name.upper().startswith("GENESYS_CONNECTOR__"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A port that would see any connection attempt (Kafka or Genesys) while `check-config` runs."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    sock.setblocking(False)
+    yield sock
+    sock.close()
+
+
+def _config(tmp_path: Path, port: int, *, kafka: str = "", page_size: str = "50") -> Path:
+    """A configuration whose every endpoint is `port`; `kafka` adds lines to (or overrides in) its section."""
+    bootstrap = "" if "bootstrap_servers" in kafka else f"  bootstrap_servers: 127.0.0.1:{port}\n"
+    path = tmp_path / "connector.yaml"
+    path.write_text(
+        "genesys:\n"
+        f"  api_base_url: http://127.0.0.1:{port}\n"
+        f"  login_base_url: http://127.0.0.1:{port}\n"
+        "  client_id: c\n"
+        f"  client_secret: {SECRET}\n"
+        f"  page_size: {page_size}\n"
+        f"kafka:\n{bootstrap}{kafka}"
+        f"checkpoint:\n  directory: {tmp_path / 'state'}\n"
+    )
+    return path
+
+
+def _assert_no_connection(sock: socket.socket) -> None:
+    with pytest.raises(BlockingIOError):
+        sock.accept()
+
+
+@pytest.mark.parametrize(
+    ("kafka_yaml", "expected"),
+    [
+        ("  extra:\n    acks: 1\n", "kafka.extra.acks: cannot override acks='all'"),
+        ("  extra:\n    no.such.property: x\n", 'No such configuration property: "no.such.property"'),
+        ("  bootstrap_servers: 'not a host::::'\n", "kafka.bootstrap_servers: expected a comma-separated"),
+        ("  linger_ms: true\n", "kafka.linger_ms: expected an integer, not a boolean (got true)"),
+    ],
+)
+def test_check_config_exits_2_on_what_run_rejects(
+    tmp_path: Path,
+    listener: socket.socket,
+    capsys: pytest.CaptureFixture[str],
+    kafka_yaml: str,
+    expected: str,
+) -> None:
+    path = _config(tmp_path, listener.getsockname()[1], kafka=kafka_yaml)
+    assert main(["check-config", "--config", str(path)]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert expected in err
+    assert SECRET not in err
+    _assert_no_connection(listener)
+    assert not (tmp_path / "state").exists(), "nothing is created before the configuration is valid"
+
+
+@pytest.mark.parametrize("case", ["page_size", "checkpoint_file"])
+def test_check_config_page_size_and_checkpoint_file(
+    tmp_path: Path, listener: socket.socket, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    port = listener.getsockname()[1]
+    if case == "page_size":
+        path = _config(tmp_path, port, page_size="true")
+        expected = "genesys.page_size: expected an integer, not a boolean (got true)"
+    else:
+        path = _config(tmp_path, port)
+        (tmp_path / "state").write_text("a file")
+        expected = f"checkpoint.directory: {tmp_path / 'state'} is not a directory"
+    assert main(["check-config", "--config", str(path)]) == EXIT_CONFIG
+    assert expected in capsys.readouterr().err
+    _assert_no_connection(listener)
+
+
+def test_check_config_without_any_configuration(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config"]) == EXIT_CONFIG
+    assert "no configuration file given" in capsys.readouterr().err
+
+
+def test_check_config_prints_secret_extra_values_masked(
+    tmp_path: Path, listener: socket.socket, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = f"  extra:\n    sasl.oauthbearer.config: '{OAUTH_CONFIG}'\n    linger.ms: 7\n"
+    path = _config(tmp_path, listener.getsockname()[1], kafka=extra)
+    assert main(["check-config", "--config", str(path)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert OAUTH_CONFIG not in out
+    assert SECRET not in out
+    shown = orjson.loads(out)
+    assert shown["kafka"]["extra"] == {"sasl.oauthbearer.config": "***", "linger.ms": 7}
+    _assert_no_connection(listener)
+
+
+def test_status_needs_only_the_checkpoint_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "status.yaml"
+    path.write_text(f"checkpoint:\n  directory: {tmp_path / 'state'}\n")
+    assert main(["status", "--json", "--config", str(path)]) == EXIT_OK
+    report = orjson.loads(capsys.readouterr().out)
+    assert report["checkpoint_directory"] == str(tmp_path / "state")
+    assert "no checkpoint yet" in report["state"]
