@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from e2e_fixtures import connector_env, create_test_topic, iso_z, wait_for
+from e2e_fixtures import config_instant, connector_env, create_test_topic, iso_z, wait_for
 
 from connector.broker.launcher import free_ports
 from connector.simulator import SimulatorConfig, start_simulator
@@ -76,7 +76,7 @@ def _cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subproce
 @pytest.mark.e2e
 @pytest.mark.kafka
 def test_no_secret_or_token_appears_in_any_output_or_state_file(kafka_bootstrap: str, tmp_path: Path) -> None:
-    start = datetime.now(UTC) - timedelta(hours=6)
+    start = config_instant(datetime.now(UTC) - timedelta(hours=6))
     state = tmp_path / "state"
     port = free_ports(1)[0]
     outputs: dict[str, str] = {}
