@@ -24,8 +24,8 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-$(KAFKA_STAMP): $(STAMP) connector/broker/pom.xml
-	$(BIN)/python -m connector.broker fetch
+$(KAFKA_STAMP): $(STAMP) connector/testbed/broker/pom.xml
+	$(BIN)/python -m connector.testbed.broker fetch
 
 kafka: $(KAFKA_STAMP)
 

@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.monotonic()
     out = sys.stdout
 
-    from connector.broker import EmbeddedKafka
+    from connector.testbed.broker import EmbeddedKafka
 
     with scratch_dir(args.keep) as workdir, EmbeddedKafka(num_partitions=3) as kafka:
         ctx = Context(profile=profile, kafka=kafka, workdir=workdir, out=out)

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from bench.harness import ConnectorRun, Simulator, Tick, connector_env, iso, run_connector
 from bench.profiles import RATE_WINDOW_S, Profile
-from connector.broker import EmbeddedKafka
+from connector.testbed.broker import EmbeddedKafka
 from connector.windows import align_down
 
 #: Plenty for "no limit" (the simulator still sends its rate-limit headers, the connector still paces).

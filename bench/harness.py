@@ -1,6 +1,6 @@
 """The moving parts of one benchmark scenario: a simulator process, a connector process, a topic.
 
-- `simulator(fields)`: `python -m connector.simulator --config <file>` in its own process (any
+- `simulator(fields)`: `python -m connector.testbed.simulator --config <file>` in its own process (any
   `SimulatorConfig` field can be set that way), with a `RemoteSimulatorControl` and its CPU time.
 - `run_connector(...)`: `python -m connector run` as a child process configured only through
   `GENESYS_CONNECTOR__...` environment variables (the way operators configure it). While it runs, its RSS
@@ -32,7 +32,7 @@ import httpx
 import psutil
 from confluent_kafka import Consumer, TopicPartition
 
-from connector.simulator import RemoteSimulatorControl, spawn_simulator
+from connector.testbed.simulator import RemoteSimulatorControl, spawn_simulator
 
 ENV_PREFIX = "GENESYS_CONNECTOR__"
 STARTED_MSG = "connector started"

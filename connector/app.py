@@ -22,8 +22,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from connector.changes import ChangeStore
-from connector.checkpoint import FileCheckpointStore
 from connector.clock import Clock
 from connector.errors import (
     AuthenticationError,
@@ -32,12 +30,14 @@ from connector.errors import (
     RetriableError,
     RetriesExhaustedError,
 )
+from connector.genesys.ratelimit import Pacer
 from connector.health import Heartbeat
+from connector.kafka.publisher import KafkaPublisher
 from connector.metrics import ConnectorMetrics
 from connector.passes import PassRunner
-from connector.progress import PassKey, Progress
-from connector.publisher import KafkaPublisher
-from connector.ratelimit import Pacer
+from connector.state.changes import ChangeStore
+from connector.state.checkpoint import FileCheckpointStore
+from connector.state.progress import PassKey, Progress
 from connector.windows import WindowPlanner
 
 log = logging.getLogger(__name__)

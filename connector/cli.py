@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from connector import __version__
 from connector.errors import CheckpointError, ConfigError
@@ -51,12 +53,44 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(check)
     check.set_defaults(handler=_cmd_check_config)
 
-    from connector import demo
-    from connector.simulator import cli as simulator_cli
-
-    simulator_cli.register(sub)
-    demo.register(sub)
+    _register_testbed(sub)
     return parser
+
+
+#: The test bed's commands, for the one-line hint when it is not installed.
+_TESTBED_COMMANDS = {
+    "simulate": "run the Genesys Cloud API simulator",
+    "demo": "the whole pipeline on the simulator and an embedded Kafka broker",
+}
+
+
+def _register_testbed(sub: Any) -> None:
+    """`simulate` and `demo` come from the test bed (`connector.testbed`, the `testbed` extra).
+
+    The worker never needs it: the container image leaves it out. Without it, both commands still parse
+    and answer with one line saying how to get it (exit 2), instead of vanishing from `--help`.
+    """
+    try:
+        from connector.testbed.commands import register
+    except ImportError as exc:
+        for name, text in _TESTBED_COMMANDS.items():
+            # no option prefix: every argument (`--help`, `--port 8089`...) is taken as is, then refused
+            parser = sub.add_parser(
+                name, help=f"{text} (needs the testbed extra)", add_help=False, prefix_chars="\0"
+            )
+            parser.add_argument("args", nargs="*")
+            parser.set_defaults(handler=functools.partial(_testbed_missing, name, str(exc)))
+        return
+    register(sub)
+
+
+def _testbed_missing(command: str, reason: str, _args: argparse.Namespace) -> int:
+    print(
+        f"genesys-connector {command}: the test bed is not installed ({reason}); "
+        "install it with: pip install 'genesys-kafka-connector[testbed]'",
+        file=sys.stderr,
+    )
+    return EXIT_CONFIG
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:

@@ -668,7 +668,7 @@ def _merged_sources(path: str | os.PathLike[str] | None, env: Mapping[str, str],
 
 def _producer_problems(kafka: KafkaSettings) -> list[str]:
     """What `run` would reject when it builds the producer: overridden guarantees, unknown properties."""
-    from connector.publisher import check_producer_settings  # confluent_kafka: loaded only when needed
+    from connector.librdkafka import check_producer_settings  # confluent_kafka: loaded only when needed
 
     try:
         check_producer_settings(kafka)

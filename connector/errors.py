@@ -21,10 +21,11 @@ ConnectorError
 └── SkippableError              log, count, continue
 ```
 
-HTTP status codes are mapped onto this tree in exactly one place, `connector.client.classify_response`, and
-the retry policy lives only in `connector.ratelimit`. Errors carry their context as attributes (status,
-correlation id, window...) so logs and metrics can use them without parsing messages. No error message may
-contain a secret: build messages from ids, statuses and Genesys' own ErrorBody text only.
+HTTP status codes are mapped onto this tree in exactly one place,
+`connector.genesys.client.classify_response`, and the retry policy lives only in
+`connector.genesys.ratelimit`. Errors carry their context as attributes (status, correlation id,
+window...) so logs and metrics can use them without parsing messages. No error message may contain a
+secret: build messages from ids, statuses and Genesys' own ErrorBody text only.
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ class RetriesExhaustedError(FatalError):
 
 
 class BrokerError(FatalError):
-    """The embedded Kafka broker of `connector.broker` (tests, demo) could not be fetched, started or used."""
+    """The embedded Kafka broker (`connector.testbed.broker`: tests, demo) could not be fetched or started."""
 
 
 class SkippableError(ConnectorError):

@@ -23,14 +23,14 @@ _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
 _RETRY_AFTER_BUCKETS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0, 14400.0)
 
 # --- label values initialised at 0 (a value not listed still gets its series on first use) ---
-#: `endpoint`: every call the client makes (connector.client's *_ENDPOINT constants).
+#: `endpoint`: every call the client makes (connector.genesys.client's *_ENDPOINT constants).
 ENDPOINTS = ("details_query", "details_multiget", "oauth_token")
-#: `code`: the HTTP statuses the client handles distinctly (connector.client.classify_response), and
+#: `code`: the HTTP statuses the client handles distinctly (connector.genesys.client.classify_response), and
 #: "error" when no response arrived.
 RESPONSE_CODES = ("200", "400", "401", "403", "408", "429", "500", "502", "503", "504", "error")
 #: `reason` of a retry: RetryPolicy.reason() of a retriable error, and the client's 401 refresh-and-retry.
 RETRY_REASONS = ("429", "5xx", "408", "timeout", "connection", "bad_body", "401")
-#: `result` of an OAuth token request (connector.auth).
+#: `result` of an OAuth token request (connector.genesys.auth).
 TOKEN_RESULTS = ("success", "rejected", "error")
 #: `pass` of snapshots from following open conversations by id (connector.passes.FOLLOW_LABEL).
 FOLLOW_LABEL = "open"
@@ -59,7 +59,7 @@ class ConnectorMetrics:
         r = self.registry
         p = _PREFIX
         passes = window_passes(rescans)
-        # --- API calls (connector.client is the only writer) ---
+        # --- API calls (connector.genesys.client is the only writer) ---
         self.api_requests = Counter(
             p + "api_requests",
             "Genesys API responses by endpoint and HTTP status code ('error' when no response arrived).",

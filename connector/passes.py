@@ -20,14 +20,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from connector.changes import ChangeStore
 from connector.clock import Clock, SystemClock
 from connector.errors import DeliveryError, RetriableError
-from connector.fetcher import Page, WindowFetcher
+from connector.genesys.fetcher import Page, WindowFetcher
+from connector.kafka.publisher import DeliveryFailure, KafkaPublisher
+from connector.kafka.records import (
+    OutboundMessage,
+    PassLabel,
+    WindowLike,
+    build_message,
+    encode_record,
+    value_hash,
+)
 from connector.metrics import ConnectorMetrics
-from connector.progress import PassKey, Progress
-from connector.publisher import DeliveryFailure, KafkaPublisher
-from connector.records import OutboundMessage, PassLabel, WindowLike, build_message, encode_record, value_hash
+from connector.state.changes import ChangeStore
+from connector.state.progress import PassKey, Progress
 
 log = logging.getLogger(__name__)
 

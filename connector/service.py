@@ -26,9 +26,6 @@ from datetime import datetime
 
 from connector import __version__
 from connector.app import Connector, LoopSettings
-from connector.changes import ChangeStore
-from connector.checkpoint import CheckpointState, FileCheckpointStore, config_fingerprint
-from connector.client import GenesysClient
 from connector.clock import Clock, SystemClock
 from connector.config import Settings
 from connector.errors import (
@@ -38,15 +35,19 @@ from connector.errors import (
     RetriableError,
     RetriesExhaustedError,
 )
-from connector.fetcher import WindowFetcher
+from connector.genesys.client import GenesysClient
+from connector.genesys.fetcher import WindowFetcher
 from connector.health import HealthServer, Heartbeat
+from connector.kafka.publisher import KafkaPublisher
+from connector.librdkafka import producer_settings
 from connector.logs import process_redactor
 from connector.metrics import ConnectorMetrics
 from connector.passes import InFlightSnapshots, PassRunner
-from connector.progress import Progress
-from connector.publisher import KafkaPublisher, producer_settings
 from connector.secrets import Redactor, is_secret_name
-from connector.statedir import check_state_directory
+from connector.state.changes import ChangeStore
+from connector.state.checkpoint import CheckpointState, FileCheckpointStore, config_fingerprint
+from connector.state.progress import Progress
+from connector.state.statedir import check_state_directory
 from connector.windows import WindowPlanner
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 import orjson
 
-from connector.checkpoint import CheckpointState, read_only_load
 from connector.clock import Clock, SystemClock
 from connector.secrets import Redactor
+from connector.state.checkpoint import CheckpointState, read_only_load
 
 
 class _Checkpoint(Protocol):

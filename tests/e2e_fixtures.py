@@ -127,7 +127,7 @@ def create_test_topic(bootstrap: str, prefix: str, partitions: int = 3) -> str:
     """A fresh, uniquely named topic on the test broker."""
     import uuid
 
-    from connector.broker import create_topic
+    from connector.testbed.broker import create_topic
 
     name = f"{prefix}.{uuid.uuid4().hex[:8]}"
     create_topic(bootstrap, name, partitions)

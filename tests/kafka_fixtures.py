@@ -1,7 +1,7 @@
 """Real-Kafka fixtures (no mocks): one embedded broker per test session, a fresh topic per test.
 
 - `kafka_bootstrap` (session): `host:port` of the broker. Uses `$KAFKA_BOOTSTRAP_SERVERS` when set,
-  otherwise starts `connector.broker.EmbeddedKafka` from the jar cache; missing jars FAIL the tests
+  otherwise starts `connector.testbed.broker.EmbeddedKafka` from the jar cache; missing jars FAIL the tests
   with a message saying to run `make kafka` (they are never skipped).
 - `kafka_topic` (function): a new, uniquely named topic with 3 partitions.
 - `secure_kafka` (session): a second broker, started only by the tests that ask for it, that also listens
@@ -25,9 +25,9 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from tls_material import CertificateAuthority
 
-from connector.broker import EmbeddedKafka, create_topic
-from connector.broker.security import BrokerSecurity, ScramUser
 from connector.errors import BrokerError
+from connector.testbed.broker import EmbeddedKafka, create_topic
+from connector.testbed.broker.security import BrokerSecurity, ScramUser
 
 KAFKA_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 TOPIC_PARTITIONS = 3

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +83,12 @@ def instructions() -> list[Instruction]:
 def runtime(instructions: list[Instruction]) -> list[Instruction]:
     """Instructions of the final (runtime) stage."""
     return stages(instructions)[-1]
+
+
+@pytest.fixture(scope="module")
+def build(instructions: list[Instruction]) -> list[Instruction]:
+    """Instructions of the first (build) stage, which installs the package."""
+    return stages(instructions)[0]
 
 
 def _last(stage: list[Instruction], keyword: str) -> Instruction:
@@ -254,4 +261,23 @@ def test_dockerignore_lets_every_copied_source_in(instructions: list[Instruction
     for source in sources:
         assert not _excluded(source, patterns), source
     assert not _excluded("connector/app.py", patterns)
-    assert not _excluded("connector/simulator/app.py", patterns)
+    assert not _excluded("connector/genesys/client.py", patterns)
+
+
+def test_the_image_holds_the_worker_only(build: list[Instruction]) -> None:
+    """No test bed in the image: its code stays out of the build context and its packages are not
+    installed (the install line names no extra, and no base dependency is one of the testbed extra's)."""
+    assert _excluded("connector/testbed/simulator/app.py", _dockerignore())
+    assert _excluded("connector/testbed/broker/launcher.py", _dockerignore())
+    installs = [i.args for i in build if i.keyword == "RUN" and "pip install" in i.args]
+    assert len(installs) == 1, installs
+    assert re.search(r"pip install \.(\s|$)", installs[0]), installs
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    testbed = {_requirement_name(r) for r in project["optional-dependencies"]["testbed"]}
+    base = {_requirement_name(r) for r in project["dependencies"]}
+    assert testbed >= {"starlette", "uvicorn"}
+    assert base & testbed == set(), "the worker's own dependencies must not pull in the test bed's"
+
+
+def _requirement_name(requirement: str) -> str:
+    return re.split(r"[\[<>=!~ ;]", requirement, maxsplit=1)[0].lower()

@@ -19,9 +19,9 @@ import pytest
 from e2e_fixtures import ConnectorRunner, config_instant, connector_env, create_test_topic, iso_z, wait_for
 from tmpfs_fixtures import fill_volume
 
-from connector.checkpoint import read_only_load
-from connector.reconcile import read_topic
-from connector.simulator import SimulatorConfig, start_simulator
+from connector.state.checkpoint import read_only_load
+from connector.testbed.reconcile import read_topic
+from connector.testbed.simulator import SimulatorConfig, start_simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 

@@ -19,10 +19,10 @@ import orjson
 import pytest
 from e2e_fixtures import ConnectorRunner, config_instant, connector_env, create_test_topic, iso_z, wait_for
 
-from connector.broker.launcher import free_ports
-from connector.checkpoint import read_only_load
-from connector.reconcile import read_topic, reconcile
-from connector.simulator import SimulatorConfig, start_simulator
+from connector.state.checkpoint import read_only_load
+from connector.testbed.broker.launcher import free_ports
+from connector.testbed.reconcile import read_topic, reconcile
+from connector.testbed.simulator import SimulatorConfig, start_simulator
 
 SECRET = "s3cr3t-value-that-must-never-leak"
 

@@ -19,11 +19,11 @@ import orjson
 import pytest
 from e2e_fixtures import ConnectorRunner, connector_env, iso_z, wait_for
 
-from connector.broker import create_topic
-from connector.broker.launcher import free_ports
-from connector.reconcile import TopicMessage, read_topic
-from connector.records import content_hash, encode_record, value_hash
-from connector.simulator import SimulatorConfig, start_simulator
+from connector.kafka.records import content_hash, encode_record, value_hash
+from connector.testbed.broker import create_topic
+from connector.testbed.broker.launcher import free_ports
+from connector.testbed.reconcile import TopicMessage, read_topic
+from connector.testbed.simulator import SimulatorConfig, start_simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 

@@ -17,8 +17,8 @@ from typing import Any, Literal
 import pytest
 from e2e_fixtures import ConnectorRunner, connector_env, create_test_topic, iso_z
 
-from connector.reconcile import read_topic, reconcile
-from connector.simulator import SimulatorConfig, start_simulator
+from connector.testbed.reconcile import read_topic, reconcile
+from connector.testbed.simulator import SimulatorConfig, start_simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 

@@ -21,9 +21,9 @@ import orjson
 import pytest
 from e2e_fixtures import ConnectorRunner, config_instant, connector_env, create_test_topic, iso_z
 
-from connector.checkpoint import read_only_load
-from connector.reconcile import read_topic, reconcile
-from connector.simulator import SimulatorConfig, start_simulator
+from connector.state.checkpoint import read_only_load
+from connector.testbed.reconcile import read_topic, reconcile
+from connector.testbed.simulator import SimulatorConfig, start_simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 

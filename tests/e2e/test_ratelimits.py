@@ -17,9 +17,9 @@ import httpx
 import pytest
 from e2e_fixtures import ConnectorRunner, connector_env, create_test_topic, iso_z
 
-from connector.broker.launcher import free_ports
-from connector.reconcile import read_topic, reconcile
-from connector.simulator import SimulatorConfig, start_simulator
+from connector.testbed.broker.launcher import free_ports
+from connector.testbed.reconcile import read_topic, reconcile
+from connector.testbed.simulator import SimulatorConfig, start_simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from connector.broker.launcher import free_ports
+from connector.testbed.broker.launcher import free_ports
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -23,8 +23,8 @@ import orjson
 import pytest
 from e2e_fixtures import config_instant, connector_env, create_test_topic, iso_z, wait_for
 
-from connector.broker.launcher import free_ports
-from connector.simulator import SimulatorConfig, start_simulator
+from connector.testbed.broker.launcher import free_ports
+from connector.testbed.simulator import SimulatorConfig, start_simulator
 
 CLIENT_ID = "leak-test-client"
 CLIENT_SECRET = "e2e-Cl1ent-S3cret-zq8w"
@@ -41,7 +41,7 @@ WRAPPER = textwrap.dedent(
     from pathlib import Path
 
     from connector.cli import main
-    from connector.fetcher import WindowFetcher
+    from connector.genesys.fetcher import WindowFetcher
 
     trigger = Path(sys.argv[1])
     original = WindowFetcher._query

@@ -22,8 +22,8 @@ import pytest
 from e2e_fixtures import ConnectorRunner, config_instant, connector_env, create_test_topic, iso_z
 from kafka_fixtures import SecureKafka, consume_all
 
-from connector.records import HEADER_VERSION
-from connector.simulator import SimulatorConfig, start_simulator
+from connector.kafka.records import HEADER_VERSION
+from connector.testbed.simulator import SimulatorConfig, start_simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 

@@ -17,13 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
-from connector.client import GenesysClient
 from connector.clock import FakeClock
 from connector.config import Settings, load_config
 from connector.errors import AuthenticationError, PermissionDeniedError
-from connector.fetcher import Page, WindowFetcher
+from connector.genesys.client import GenesysClient
+from connector.genesys.fetcher import Page, WindowFetcher
 from connector.metrics import ConnectorMetrics
-from connector.simulator import (
+from connector.testbed.simulator import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
     SimulatorConfig,

@@ -15,8 +15,8 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from kafka_fixtures import consume_all
 
-from connector.broker import fetch
 from connector.errors import BrokerError
+from connector.testbed.broker import fetch
 
 
 @pytest.mark.kafka
@@ -92,7 +92,7 @@ def test_cache_root_follows_the_environment(tmp_path: Path) -> None:
 
 
 def _start_runner(*args: str) -> tuple[subprocess.Popen[str], str, psutil.Process]:
-    """`python -m connector.broker run` in a child process: (process, bootstrap, broker JVM).
+    """`python -m connector.testbed.broker run` in a child process: (process, bootstrap, broker JVM).
 
     A runner that exits before announcing its broker is retried once (on a loaded 2-core machine the
     broker start can fail transiently); if it fails again the assertion shows its stderr, and nothing is
@@ -102,7 +102,7 @@ def _start_runner(*args: str) -> tuple[subprocess.Popen[str], str, psutil.Proces
     for _ in range(2):
         with tempfile.TemporaryFile("w+") as err:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "connector.broker", "run", *args],
+                [sys.executable, "-m", "connector.testbed.broker", "run", *args],
                 stdout=subprocess.PIPE,
                 stderr=err,
                 text=True,

@@ -12,11 +12,12 @@ import orjson
 import pytest
 from kafka_fixtures import consume_all
 
-from connector.broker import EmbeddedKafka, create_topic, require_lib_dir
 from connector.errors import DeliveryError
+from connector.kafka.publisher import BatchResult, KafkaPublisher
+from connector.kafka.records import OutboundMessage, build_message, content_hash
+from connector.librdkafka import producer_settings
 from connector.metrics import ConnectorMetrics
-from connector.publisher import BatchResult, KafkaPublisher, producer_settings
-from connector.records import OutboundMessage, build_message, content_hash
+from connector.testbed.broker import EmbeddedKafka, create_topic, require_lib_dir
 
 pytestmark = pytest.mark.kafka
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from tmpfs_fixtures import fill_volume
 
-from connector.changes import ChangeStore
-from connector.checkpoint import CheckpointState, FileCheckpointStore
 from connector.clock import FakeClock
 from connector.errors import StateDirectoryFullError
-from connector.statedir import PROBE_FILE, check_state_directory
+from connector.state.changes import ChangeStore
+from connector.state.checkpoint import CheckpointState, FileCheckpointStore
+from connector.state.statedir import PROBE_FILE, check_state_directory
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 SIZE = 4 * 1024 * 1024

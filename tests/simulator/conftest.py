@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from simulator_support import Api, SimFactory, base_config
 
-from connector.simulator import SimulatorHandle, start_simulator
+from connector.testbed.simulator import SimulatorHandle, start_simulator
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from connector.simulator import SimulatorConfig, SimulatorHandle
+from connector.testbed.simulator import SimulatorConfig, SimulatorHandle
 
 QUERY = "/api/v2/analytics/conversations/details/query"
 JOBS = "/api/v2/analytics/conversations/details/jobs"

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 from simulator_support import FULL_INTERVAL, QUERY, Api, SimFactory
 
-from connector.simulator import RemoteSimulatorControl
+from connector.testbed.simulator import RemoteSimulatorControl
 
 
 def token_request(api: Api, auth: Any, data: dict[str, str] | None = None, **kw: Any) -> httpx.Response:

@@ -1,4 +1,4 @@
-"""The `simulate` command, `python -m connector.simulator`, and the subprocess mode used by e2e tests."""
+"""The `simulate` command, `python -m connector.testbed.simulator`, and the subprocess mode of e2e tests."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import httpx
 
-from connector.simulator import spawn_simulator
-from connector.simulator.cli import register
+from connector.testbed.simulator import spawn_simulator
+from connector.testbed.simulator.cli import register
 
 OPTIONS = (
     "--host",
@@ -46,7 +46,7 @@ def test_genesys_connector_simulate_help_documents_the_options() -> None:
 
 
 def test_module_entry_point_has_the_same_options() -> None:
-    result = run("-m", "connector.simulator", "--help")
+    result = run("-m", "connector.testbed.simulator", "--help")
     assert result.returncode == 0, result.stderr
     for option in OPTIONS:
         assert option in result.stdout
@@ -61,10 +61,10 @@ def test_register_sets_a_handler() -> None:
 
 
 def test_bad_options_exit_2_with_a_message() -> None:
-    result = run("-m", "connector.simulator", "--rate-limit", "0", "--port", "0")
+    result = run("-m", "connector.testbed.simulator", "--rate-limit", "0", "--port", "0")
     assert result.returncode == 2
     assert "rate_limit" in result.stderr
-    result = run("-m", "connector.simulator", "--fault", "503", "--port", "0")
+    result = run("-m", "connector.testbed.simulator", "--fault", "503", "--port", "0")
     assert result.returncode == 2
     assert "KIND=PROBABILITY" in result.stderr
 

@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 from simulator_support import DAY0, FULL_INTERVAL, Api, SimFactory, base_config, parse
 
-from connector.simulator import start_simulator
-from connector.simulator.query import ConversationFacts, record_values
+from connector.testbed.simulator import start_simulator
+from connector.testbed.simulator.query import ConversationFacts, record_values
 
 # Field names of the Genesys models (genesys-api.md §5): a rendered record may use nothing else.
 CONVERSATION_FIELDS = {

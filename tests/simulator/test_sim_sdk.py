@@ -23,7 +23,7 @@ from PureCloudPlatformClientV2.rest import ApiException
 from sdk_conformance import Findings, check, sentinels
 from simulator_support import CLIENT, TODAY, SimFactory, interval
 
-from connector.simulator import SimulatorHandle
+from connector.testbed.simulator import SimulatorHandle
 
 NOW = datetime.now(UTC)
 # The last day up to now: recent conversations are still open or ended-but-not-settled, older ones are

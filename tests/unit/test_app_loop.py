@@ -22,25 +22,25 @@ from typing import Any
 import pytest
 
 from connector.app import Connector, LoopSettings, catching_up
-from connector.changes import ChangeStore
-from connector.checkpoint import (
+from connector.clock import FakeClock
+from connector.config import load_config
+from connector.errors import PermissionDeniedError, RetriesExhaustedError, UpstreamUnavailableError
+from connector.genesys.fetcher import Page
+from connector.genesys.ratelimit import Pacer
+from connector.health import Heartbeat
+from connector.kafka.publisher import BatchResult
+from connector.kafka.records import HEADER_PASS, OutboundMessage
+from connector.metrics import ConnectorMetrics
+from connector.passes import InFlightSnapshots, PassRunner
+from connector.state.changes import ChangeStore
+from connector.state.checkpoint import (
     CheckpointState,
     FileCheckpointStore,
     PassProgress,
     RescanEntry,
     read_only_load,
 )
-from connector.clock import FakeClock
-from connector.config import load_config
-from connector.errors import PermissionDeniedError, RetriesExhaustedError, UpstreamUnavailableError
-from connector.fetcher import Page
-from connector.health import Heartbeat
-from connector.metrics import ConnectorMetrics
-from connector.passes import InFlightSnapshots, PassRunner
-from connector.progress import Progress
-from connector.publisher import BatchResult
-from connector.ratelimit import Pacer
-from connector.records import HEADER_PASS, OutboundMessage
+from connector.state.progress import Progress
 from connector.windows import Window, WindowPlanner, format_instant
 
 START = datetime(2026, 4, 30, 0, 0, tzinfo=UTC)

@@ -11,11 +11,11 @@ import httpx
 import orjson
 import pytest
 
-from connector.auth import TokenProvider
-from connector.client import GenesysClient
 from connector.clock import FakeClock
 from connector.config import GenesysSettings
 from connector.errors import ApiContractError, AuthenticationError, RetriesExhaustedError
+from connector.genesys.auth import TokenProvider
+from connector.genesys.client import GenesysClient
 from connector.metrics import ConnectorMetrics
 from connector.secrets import Redactor
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from connector.changes import CHANGES_FILE, ChangeItem, ChangeStore
 from connector.errors import CheckpointError, StateDirectoryFullError
+from connector.state.changes import CHANGES_FILE, ChangeItem, ChangeStore
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 

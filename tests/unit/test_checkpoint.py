@@ -13,8 +13,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from connector import checkpoint as checkpoint_module
-from connector.checkpoint import (
+from connector.clock import FakeClock
+from connector.errors import CheckpointError, StateDirectoryFullError
+from connector.secrets import Redactor
+from connector.state import checkpoint as checkpoint_module
+from connector.state.checkpoint import (
     CHECKPOINT_FILE,
     CheckpointState,
     FileCheckpointStore,
@@ -24,9 +27,6 @@ from connector.checkpoint import (
     config_fingerprint,
     read_only_load,
 )
-from connector.clock import FakeClock
-from connector.errors import CheckpointError, StateDirectoryFullError
-from connector.secrets import Redactor
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,3 +129,26 @@ def test_status_needs_only_the_checkpoint_directory(
     report = orjson.loads(capsys.readouterr().out)
     assert report["checkpoint_directory"] == str(tmp_path / "state")
     assert "no checkpoint yet" in report["state"]
+
+
+@pytest.mark.parametrize(
+    "blocked",
+    [("uvicorn", "starlette"), ("connector.testbed",)],
+    ids=["testbed-extra-not-installed", "testbed-not-shipped-as-in-the-image"],
+)
+@pytest.mark.parametrize("command", ["simulate", "demo"])
+def test_testbed_commands_without_the_testbed_say_how_to_get_it(
+    command: str, blocked: tuple[str, ...]
+) -> None:
+    """The worker runs without the test bed; `simulate` and `demo` then answer in one line (exit 2)."""
+    block = "".join(f"sys.modules[{name!r}] = None; " for name in blocked)
+    script = f"import sys; {block}from connector.cli import main; sys.exit(main([{command!r}, '--help']))"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"genesys-connector {command}" in lines[0]
+    assert "pip install 'genesys-kafka-connector[testbed]'" in lines[0]
+    assert "Traceback" not in result.stderr

@@ -15,7 +15,6 @@ import httpx
 import orjson
 import pytest
 
-from connector.client import GenesysClient, classify_response, classify_transport_error
 from connector.clock import FakeClock
 from connector.config import GenesysSettings
 from connector.errors import (
@@ -28,6 +27,7 @@ from connector.errors import (
     UpstreamUnavailableError,
     describe_exception,
 )
+from connector.genesys.client import GenesysClient, classify_response, classify_transport_error
 from connector.metrics import ConnectorMetrics
 
 SECRET = "client-secret-never-logged"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from connector.demo import PROGRESS_WIDTH, _progress_line
 from connector.metrics import ConnectorMetrics
+from connector.testbed.demo import PROGRESS_WIDTH, _progress_line
 
 
 def _metrics(scale: int) -> ConnectorMetrics:

@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import orjson
 
-from connector.client import GenesysClient
 from connector.clock import FakeClock
 from connector.config import Settings, load_config
-from connector.fetcher import Page, WindowFetcher
+from connector.genesys.client import GenesysClient
+from connector.genesys.fetcher import Page, WindowFetcher
 from connector.metrics import ConnectorMetrics
 from connector.windows import Window
 

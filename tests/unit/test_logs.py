@@ -77,7 +77,7 @@ def test_json_exception_is_one_line_with_the_error_context(redactor: Redactor) -
             "throttled", retry_after_s=7.0, status=429, correlation_id="abc-123", endpoint="details_query"
         )
     except RateLimitedError:
-        logging.getLogger("connector.client").exception("call failed")
+        logging.getLogger("connector.genesys.client").exception("call failed")
     assert len(out.getvalue().splitlines()) == 1
     (line,) = json_lines(out)
     assert line["correlation_id"] == "abc-123"

@@ -10,8 +10,10 @@ import httpx
 import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
-from connector import client, passes
-from connector.client import classify_response, classify_transport_error
+from connector import passes
+from connector.genesys import client
+from connector.genesys.client import classify_response, classify_transport_error
+from connector.genesys.ratelimit import RetryPolicy
 from connector.metrics import (
     ENDPOINTS,
     FOLLOW_LABEL,
@@ -21,7 +23,6 @@ from connector.metrics import (
     ConnectorMetrics,
     window_passes,
 )
-from connector.ratelimit import RetryPolicy
 
 
 def _series(metrics: ConnectorMetrics, name: str) -> dict[tuple[str, ...], float]:

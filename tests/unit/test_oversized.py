@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from connector.oversized import (
+from connector.kafka.oversized import (
     HEADER_ORIGINAL_BYTES,
     HEADER_ORIGINAL_HASH,
     HEADER_TRUNCATED,
@@ -17,7 +17,7 @@ from connector.oversized import (
     truncated_message,
     wire_size,
 )
-from connector.records import HEADER_CONTENT_HASH, build_message, encode_record, value_hash
+from connector.kafka.records import HEADER_CONTENT_HASH, build_message, encode_record, value_hash
 from connector.windows import Window
 
 

@@ -13,8 +13,8 @@ import pytest
 
 from connector.clock import FakeClock
 from connector.errors import ApiContractError, PaginationCapError, UpstreamUnavailableError
+from connector.genesys.pagination import PagedQuery, QueryPage, estimate_disagrees, may_prefetch
 from connector.metrics import ConnectorMetrics
-from connector.pagination import PagedQuery, QueryPage, estimate_disagrees, may_prefetch
 from connector.windows import Window
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -492,7 +492,7 @@ def test_estimate_disagrees(total_hits: int | None, delivered: int, disagree: bo
 
 
 def test_a_wrong_total_hits_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="connector.pagination"):
+    with caplog.at_level(logging.INFO, logger="connector.genesys.pagination"):
         collect(FakeQuery(dataset(30), total_hits=lambda w, n: 250_000))
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
@@ -501,13 +501,13 @@ def test_a_wrong_total_hits_is_a_warning(caplog: pytest.LogCaptureFixture) -> No
 
 
 def test_zero_total_hits_with_full_pages_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="connector.pagination"):
+    with caplog.at_level(logging.WARNING, logger="connector.genesys.pagination"):
         pages = collect(FakeQuery(dataset(30), total_hits=lambda w, n: 0))
     assert len(ids(pages)) == 30
     assert [r.getMessage() for r in caplog.records if "totalHits=0" in r.getMessage()]
 
 
 def test_an_approximate_total_hits_is_no_warning(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="connector.pagination"):
+    with caplog.at_level(logging.WARNING, logger="connector.genesys.pagination"):
         collect(FakeQuery(dataset(95), total_hits=lambda w, n: n + 3))
     assert caplog.records == []

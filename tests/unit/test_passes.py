@@ -14,14 +14,10 @@ from typing import Any
 
 import pytest
 
-from connector.changes import ChangeStore
 from connector.errors import DeliveryError, FatalError
-from connector.fetcher import Page
-from connector.metrics import ConnectorMetrics
-from connector.passes import BatchNotDelivered, InFlightSnapshots, PassRunner
-from connector.progress import PassKey, Progress
-from connector.publisher import BatchResult, DeliveryFailure
-from connector.records import (
+from connector.genesys.fetcher import Page
+from connector.kafka.publisher import BatchResult, DeliveryFailure
+from connector.kafka.records import (
     HEADER_CONTENT_HASH,
     HEADER_ENDED,
     HEADER_OBSERVED_AT,
@@ -32,6 +28,10 @@ from connector.records import (
     encode_record,
     value_hash,
 )
+from connector.metrics import ConnectorMetrics
+from connector.passes import BatchNotDelivered, InFlightSnapshots, PassRunner
+from connector.state.changes import ChangeStore
+from connector.state.progress import PassKey, Progress
 from connector.windows import Window
 
 T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from connector.checkpoint import CheckpointState, FileCheckpointStore, PassProgress, RescanEntry
 from connector.clock import FakeClock
-from connector.progress import PassKey, Progress
+from connector.state.checkpoint import CheckpointState, FileCheckpointStore, PassProgress, RescanEntry
+from connector.state.progress import PassKey, Progress
 from connector.windows import Window
 
 T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)

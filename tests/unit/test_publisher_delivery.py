@@ -21,17 +21,17 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from connector.clock import FakeClock
 from connector.errors import ConfigError, DeliveryError, KafkaConnectionError
-from connector.metrics import ConnectorMetrics
-from connector.oversized import OversizedPolicy
-from connector.passes import _raise_if_permanent
-from connector.publisher import (
+from connector.kafka.oversized import OversizedPolicy
+from connector.kafka.publisher import (
     BatchResult,
     KafkaPublisher,
     PublisherState,
     _ClientLogRelay,
     classify_client_error,
 )
-from connector.records import OutboundMessage, build_message
+from connector.kafka.records import OutboundMessage, build_message
+from connector.metrics import ConnectorMetrics
+from connector.passes import _raise_if_permanent
 from connector.windows import Window
 
 DEAD_BROKER = {
@@ -105,7 +105,7 @@ def test_non_fatal_client_errors_are_logged_rate_limited(
 ) -> None:
     # a code the real (dead-broker) client does not raise itself, so only these calls count
     down = KafkaError(KafkaError.BROKER_NOT_AVAILABLE, "broker not available")
-    with caplog.at_level(logging.WARNING, logger="connector.publisher"):
+    with caplog.at_level(logging.WARNING, logger="connector.kafka.publisher"):
         for _ in range(5):
             factory.config["error_cb"](down)
         clock.advance(31)
@@ -355,7 +355,7 @@ def test_coordinator_load_at_startup_is_info_and_other_client_warnings_stay_warn
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     relay = _ClientLogRelay(clock)
-    with caplog.at_level(logging.DEBUG, logger="connector.publisher.librdkafka"):
+    with caplog.at_level(logging.DEBUG, logger="connector.kafka.publisher.librdkafka"):
         relay.log(
             logging.WARNING,
             "%s [%s] %s",

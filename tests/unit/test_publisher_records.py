@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import orjson
 import pytest
 
-from connector.records import build_message, content_hash, encode_record, format_instant, value_hash
+from connector.kafka.records import build_message, content_hash, encode_record, format_instant, value_hash
 
 
 @dataclass(frozen=True)

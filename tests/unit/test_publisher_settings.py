@@ -11,7 +11,7 @@ from confluent_kafka import Producer
 from pydantic import SecretStr
 
 from connector.errors import ConfigError
-from connector.publisher import SettingValue, producer_settings, redacted
+from connector.librdkafka import SettingValue, producer_settings, redacted
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from connector.errors import (
     RateLimitedError,
     UpstreamUnavailableError,
 )
+from connector.genesys.ratelimit import DEFAULT_RETRY_AFTER_S, Pacer, RetryPolicy
 from connector.metrics import ConnectorMetrics
-from connector.ratelimit import DEFAULT_RETRY_AFTER_S, Pacer, RetryPolicy
 
 
 def make_pacer(
@@ -254,7 +254,7 @@ def test_a_long_retry_after_pauses_the_pipeline_and_resumes_by_itself(
     def warnings() -> list[str]:
         return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
 
-    with caplog.at_level(logging.INFO, logger="connector.ratelimit"):
+    with caplog.at_level(logging.INFO, logger="connector.genesys.ratelimit"):
         pacer.pause_for(4 * 3600)
         assert gauge(metrics, "paused") == 1
         assert len(warnings()) == 1

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.reconcile import TopicMessage, reconcile
-from connector.records import HEADER_CONTENT_HASH, content_hash, encode_record
+from connector.kafka.records import HEADER_CONTENT_HASH, content_hash, encode_record
+from connector.testbed.reconcile import TopicMessage, reconcile
 
 
 def version(cid: str, n: int) -> dict[str, Any]:

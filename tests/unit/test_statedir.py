@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from connector import statedir
 from connector.errors import CheckpointError, StateDirectoryFullError
-from connector.statedir import PROBE_FILE, check_state_directory, disk_full_error
+from connector.state import statedir
+from connector.state.statedir import PROBE_FILE, check_state_directory, disk_full_error
 
 
 def _sqlite_error(message: str, code: int, name: str) -> sqlite3.OperationalError:

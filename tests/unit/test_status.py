@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from connector.checkpoint import (
+from connector.clock import FakeClock
+from connector.config import Settings, load_config
+from connector.state.checkpoint import (
     CheckpointState,
     FileCheckpointStore,
     LastError,
     PassProgress,
     RescanEntry,
 )
-from connector.clock import FakeClock
-from connector.config import Settings, load_config
 from connector.status import render_status, status_report
 
 T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)

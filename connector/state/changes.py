@@ -1,0 +1,227 @@
+"""The change store: the last content hash published per conversation, so unchanged snapshots are skipped.
+
+Every re-scan and every follow-up of an open conversation fetches records that were already published.
+The connector publishes a record only if its content hash differs from the one stored here. Entries are
+written only after Kafka acknowledged the messages they describe (the app enforces this), so the store
+never claims something was published that was not.
+
+Storage is SQLite (`<state dir>/changes.sqlite3`), WAL mode, `synchronous=NORMAL`:
+
+- a crash of the process loses nothing that was committed (WAL pages are already in the OS);
+- a power cut may lose the last few commits. That is acceptable by design: a lost entry only means the
+  next observation of that conversation is published again (a bounded, keyed duplicate), never a gap.
+
+The store is bounded: `prune()` drops entries last published before `now - longest re-scan delay -
+margin`, past which no re-scan will see those conversations again. `last_seen` is when the hash was last
+written (the ack time of the last publish). There is deliberately no index on `last_seen`: prune runs
+rarely and a scan of ~400k rows is cheaper than maintaining an index on every write.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+
+from connector.errors import CheckpointError
+from connector.state.statedir import disk_full_error
+
+CHANGES_FILE = "changes.sqlite3"
+SCHEMA_VERSION = 1
+_CHUNK = 500  # ids per IN (...) query; well under SQLite's bound-parameter limit
+_REBUILD_HINT = "move the file aside to rebuild it (that only re-publishes each conversation once)"
+_CORRUPT_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS changes (
+    conversation_id    TEXT PRIMARY KEY,
+    content_hash       TEXT NOT NULL,
+    last_seen          REAL NOT NULL,
+    conversation_start REAL
+) WITHOUT ROWID
+"""
+_UPSERT = """
+INSERT INTO changes (conversation_id, content_hash, last_seen, conversation_start) VALUES (?, ?, ?, ?)
+ON CONFLICT (conversation_id) DO UPDATE SET
+    content_hash = excluded.content_hash,
+    last_seen = excluded.last_seen,
+    conversation_start = COALESCE(excluded.conversation_start, changes.conversation_start)
+"""
+
+_SELECT_HASHES = "SELECT conversation_id, content_hash FROM changes WHERE conversation_id IN "
+
+ChangeItem = tuple[str, str, datetime | None]
+"""(conversation id, content hash, conversation start or None) of one acknowledged message."""
+
+
+class ChangeStore:
+    """Last published content hash per conversation id, in SQLite.
+
+    Safe to call from one thread at a time from any thread (the app may use `asyncio.to_thread`); calls
+    are serialised by an internal lock. Every SQLite failure becomes a CheckpointError naming the file:
+    StateDirectoryFullError for a full volume, "corrupt" (with the rebuild hint) only for a corrupt file.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.path = Path(directory) / CHANGES_FILE
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._conn = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise CheckpointError(f"cannot open change store: {exc}", path=str(self.path)) from None
+        try:
+            self._prepare(conn)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._fail("open", exc) from None
+        except CheckpointError:
+            conn.close()
+            raise
+        return conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        """Check integrity and the schema version, then set durability options and create the table."""
+        (check,) = conn.execute("PRAGMA quick_check").fetchone()
+        if check != "ok":
+            raise CheckpointError(f"change store is corrupt ({check}); {_REBUILD_HINT}", path=str(self.path))
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise CheckpointError(
+                f"change store was written by a newer connector (schema {version}; this version reads "
+                f"{SCHEMA_VERSION})",
+                path=str(self.path),
+            )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(_SCHEMA)
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("ChangeStore used after close()")
+        return self._conn
+
+    def _fail(self, operation: str, exc: sqlite3.Error) -> CheckpointError:
+        """The error to raise for a failed SQLite call: disk full, corrupt (with the rebuild hint), or other.
+
+        A full volume must never read as corruption: moving the file aside would re-publish everything.
+        """
+        full = disk_full_error(exc, self.path.parent, operation=f"change store {operation}")
+        if full is not None:
+            return full
+        if _is_corrupt(exc):
+            return CheckpointError(f"change store is corrupt: {exc}; {_REBUILD_HINT}", path=str(self.path))
+        return CheckpointError(f"change store {operation} failed: {exc}", path=str(self.path))
+
+    def probe_write(self) -> None:
+        """Prove SQLite can take the write lock and write a row, then roll back (start-up check).
+
+        Catches a read-only file or mount and an unusable `-wal`/`-shm` before anything is published.
+        """
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute(_UPSERT, ("connector.write-probe", "", 0.0, None))
+                finally:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                raise self._fail("write probe", exc) from None
+
+    def get_many(self, ids: Sequence[str]) -> dict[str, str]:
+        """Stored content hash for each of `ids` that has one (ids never published are absent)."""
+        found: dict[str, str] = {}
+        with self._lock:
+            conn = self._connection()
+            try:
+                for start in range(0, len(ids), _CHUNK):
+                    chunk = ids[start : start + _CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    sql = _SELECT_HASHES + f"({marks})"  # only "?" placeholders are interpolated
+                    found.update(conn.execute(sql, chunk).fetchall())
+            except sqlite3.Error as exc:
+                raise self._fail("read", exc) from None
+        return found
+
+    def put_many(self, items: Iterable[ChangeItem], seen_at: datetime) -> int:
+        """Record the hashes of acknowledged messages, in one transaction; returns how many were written.
+
+        Call only after Kafka acknowledged every message in `items`. Either all are recorded or none.
+        """
+        seen = seen_at.timestamp()
+        written = 0
+
+        def rows() -> Iterator[tuple[str, str, float, float | None]]:
+            nonlocal written
+            for conversation_id, content_hash, start in items:
+                written += 1
+                yield conversation_id, content_hash, seen, None if start is None else start.timestamp()
+
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(_UPSERT, rows())
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:  # SQLite already rolled back on some errors (SQLITE_FULL)
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise self._fail("write", exc) from None
+        return written
+
+    def prune(self, older_than: datetime) -> int:
+        """Delete entries last published before `older_than`; returns how many were deleted.
+
+        The app calls this with `now - longest re-scan delay - margin`: no later pass can observe those
+        conversations again, so their hashes are no longer needed.
+        """
+        with self._lock:
+            conn = self._connection()
+            try:
+                cursor = conn.execute("DELETE FROM changes WHERE last_seen < ?", (older_than.timestamp(),))
+            except sqlite3.Error as exc:
+                raise self._fail("prune", exc) from None
+            return cursor.rowcount
+
+    def count(self) -> int:
+        """Number of conversations with a stored hash."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                (n,) = conn.execute("SELECT COUNT(*) FROM changes").fetchone()
+            except sqlite3.Error as exc:
+                raise self._fail("count", exc) from None
+            return int(n)
+
+    def close(self) -> None:
+        """Close the database (idempotent). Committed data is already durable to the WAL."""
+        with self._lock:
+            if self._conn is not None:
+                conn, self._conn = self._conn, None
+                conn.close()
+
+    def __enter__(self) -> ChangeStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _is_corrupt(exc: sqlite3.Error) -> bool:
+    """True only for SQLite's own corruption verdicts (SQLITE_CORRUPT, SQLITE_NOTADB and their variants)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _CORRUPT_CODES

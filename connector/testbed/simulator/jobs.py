@@ -1,0 +1,203 @@
+"""Async conversation detail jobs (genesys-api.md §2).
+
+State machine (VERIFIED states): QUEUED -> PENDING -> FULFILLED, or FAILED (with errorMessage), CANCELLED
+(DELETE), EXPIRED (after expirationDate). Transitions are computed from the clock when a job is looked at,
+so tests can move them by advancing the simulator clock; timings are configurable.
+
+When a job is fulfilled its results are a snapshot: copies of the matching specs at that moment (a few
+hundred bytes each, rendered on demand), so later changes to the conversations do not leak in. Results come
+from the data lake: conversations that started at or after `dataAvailabilityDate` (= completion - lag) are
+missing (INFERRED §2.5: "a job whose interval extends past dataAvailabilityDate silently returns incomplete
+data for the tail"). Records include participant attributes. Cursor paging: an opaque cursor, absent on the
+last page. Not thread-safe: the Simulation lock guards it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import random
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from connector.testbed.simulator.errors import NOT_FOUND, ApiProblem, bad_request
+from connector.testbed.simulator.isotime import format_ms
+from connector.testbed.simulator.model import ConversationSpec
+from connector.testbed.simulator.query import JobQuery
+
+
+class JobState(StrEnum):
+    """AsyncQueryStatus.state values."""
+
+    QUEUED = "QUEUED"
+    PENDING = "PENDING"
+    FULFILLED = "FULFILLED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
+
+
+@dataclass(frozen=True)
+class JobTimings:
+    """How long jobs take and live, and how results are paged."""
+
+    queued_s: float = 1.0
+    pending_s: float = 2.0
+    ttl_s: float = 86_400.0  # results expire this long after completion
+    default_page_size: int = 100
+    max_page_size: int = 1000
+    data_lake_lag_s: float = 3600.0
+    failure_probability: float = 0.0
+
+
+@dataclass
+class Job:
+    """One submitted job."""
+
+    job_id: str
+    query: JobQuery
+    submitted_ms: int
+    completes_ms: int
+    fail_message: str | None = None
+    cancelled: bool = False
+    expires_ms: int | None = None
+    availability_ms: int | None = None
+    results: list[ConversationSpec] | None = None
+
+
+# (query, availability_ms) -> copies of the matching specs that started before availability_ms
+Snapshotter = Callable[[JobQuery, int], list[ConversationSpec]]
+
+
+class JobService:
+    """Creates jobs, advances their state from the clock, pages their results."""
+
+    def __init__(
+        self, timings: JobTimings, now_ms: Callable[[], int], snapshot: Snapshotter, rng: random.Random
+    ) -> None:
+        self.timings = timings
+        self._now_ms = now_ms
+        self._snapshot = snapshot
+        self._rng = rng
+        self._jobs: dict[str, Job] = {}
+        self._fail_next: deque[str] = deque()
+
+    def availability_ms(self, now_ms: int | None = None) -> int:
+        """The data lake's dataAvailabilityDate (whole seconds): now - lag."""
+        now = self._now_ms() if now_ms is None else now_ms
+        at = now - int(self.timings.data_lake_lag_s * 1000)
+        return at - at % 1000
+
+    def fail_next(self, count: int = 1, message: str = "Internal error while running the query") -> None:
+        """Make the next `count` submitted jobs end FAILED with `message`."""
+        self._fail_next.extend([message] * count)
+
+    def submit(self, query: JobQuery) -> Job:
+        """Register a job; it starts QUEUED."""
+        now = self._now_ms()
+        t = self.timings
+        completes = now + int((t.queued_s + t.pending_s) * 1000)
+        fail = self._fail_next.popleft() if self._fail_next else None
+        if fail is None and t.failure_probability > 0 and self._rng.random() < t.failure_probability:
+            fail = "Internal error while running the query"
+        job = Job(str(uuid.uuid4()), query, now, completes, fail_message=fail)
+        self._jobs[job.job_id] = job
+        return job
+
+    def get(self, job_id: str) -> Job:
+        """The job, or a 404 ApiProblem."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise ApiProblem(404, f"Job {job_id} was not found", code=NOT_FOUND)
+        return job
+
+    def state(self, job: Job) -> JobState:
+        """Current state (takes the result snapshot the first time a job is seen fulfilled)."""
+        now = self._now_ms()
+        if job.cancelled:
+            return JobState.CANCELLED
+        if now < job.submitted_ms + int(self.timings.queued_s * 1000):
+            return JobState.QUEUED
+        if now < job.completes_ms:
+            return JobState.PENDING
+        if job.fail_message is not None:
+            return JobState.FAILED
+        if job.expires_ms is None:
+            job.expires_ms = job.completes_ms + int(self.timings.ttl_s * 1000)
+            job.availability_ms = self.availability_ms(job.completes_ms)
+            job.results = self._snapshot(job.query, job.availability_ms)
+            if job.query.limit is not None:
+                job.results = job.results[: job.query.limit]
+        if now >= job.expires_ms:
+            job.results = None
+            return JobState.EXPIRED
+        return JobState.FULFILLED
+
+    def advance_all(self) -> None:
+        """Move every job along (called by the live loop so snapshots happen close to completion)."""
+        for job in self._jobs.values():
+            self.state(job)
+
+    def cancel(self, job_id: str) -> None:
+        """DELETE: the job becomes CANCELLED and its results are dropped."""
+        job = self.get(job_id)
+        job.cancelled = True
+        job.results = None
+
+    def status_body(self, job: Job) -> dict[str, Any]:
+        """AsyncQueryStatus JSON."""
+        state = self.state(job)
+        body: dict[str, Any] = {"state": state.value}
+        if state == JobState.FAILED:
+            body["errorMessage"] = job.fail_message
+        if job.expires_ms is not None and state in (JobState.FULFILLED, JobState.EXPIRED):
+            body["expirationDate"] = format_ms(job.expires_ms)
+        body["submissionDate"] = format_ms(job.submitted_ms)
+        if state in (JobState.FULFILLED, JobState.FAILED, JobState.EXPIRED):
+            body["completionDate"] = format_ms(job.completes_ms)
+        return body
+
+    def results_page(
+        self, job: Job, cursor: str | None, page_size: int | None
+    ) -> tuple[list[ConversationSpec], str | None, int]:
+        """(specs of this page, next cursor or None, availability_ms) - 400 unless FULFILLED."""
+        state = self.state(job)
+        if state != JobState.FULFILLED or job.results is None or job.availability_ms is None:
+            raise bad_request(
+                f"Job {job.job_id} is {state.value}; results are only available once it is FULFILLED"
+            )
+        size = self.timings.default_page_size if page_size is None else page_size
+        if size < 1 or size > self.timings.max_page_size:
+            raise bad_request(
+                f"pageSize must be between 1 and {self.timings.max_page_size} (got {size})", field="pageSize"
+            )
+        offset = 0 if cursor is None else _decode_cursor(cursor, job.job_id)
+        if offset > len(job.results):
+            raise bad_request("cursor is not valid for this job", field="cursor")
+        page = job.results[offset : offset + size]
+        nxt = offset + size
+        return (
+            page,
+            (_encode_cursor(job.job_id, nxt) if nxt < len(job.results) else None),
+            job.availability_ms,
+        )
+
+
+def _encode_cursor(job_id: str, offset: int) -> str:
+    return base64.urlsafe_b64encode(f"{job_id}|{offset}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, job_id: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        owner, _, offset = raw.partition("|")
+        value = int(offset)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise bad_request("cursor is not valid for this job", field="cursor") from None
+    if owner != job_id or value < 0:
+        raise bad_request("cursor is not valid for this job", field="cursor")
+    return value
