@@ -10,7 +10,7 @@ from datetime import timedelta
 import httpx
 
 from connector.testbed.simulator import spawn_simulator
-from connector.testbed.simulator.cli import register
+from connector.testbed.simulator.cli import config_from_args, register
 
 OPTIONS = (
     "--host",
@@ -26,6 +26,14 @@ OPTIONS = (
     "--token-ttl",
     "--max-page-size",
     "--data-lake-lag",
+    "--data-lake-step",
+    "--max-concurrent-jobs",
+    "--job-max-interval-days",
+    "--job-failure-probability",
+    "--unstable-tie-order",
+    "--start-granularity",
+    "--late-index-probability",
+    "--late-index-delay",
     "--fault",
     "--config",
 )
@@ -108,3 +116,47 @@ def test_subprocess_prints_its_url_serves_tokens_and_stops_cleanly() -> None:
         assert sim.control.counters()["query"] == {"503": 1, "200": 1}
         assert sim.control.record(truth[0]["conversationId"])["conversationId"] == truth[0]["conversationId"]
     assert sim.process.returncode == 0
+
+
+def test_job_data_lake_and_index_options_map_onto_the_config() -> None:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        [
+            "simulate",
+            "--data-lake-step",
+            "900",
+            "--max-concurrent-jobs",
+            "0",
+            "--job-max-interval-days",
+            "7",
+            "--job-failure-probability",
+            "0.1",
+            "--unstable-tie-order",
+            "--start-granularity",
+            "1",
+            "--late-index-probability",
+            "0.05",
+            "--late-index-delay",
+            "600",
+        ]
+    )
+    config = config_from_args(args)
+    assert (config.data_lake_step_s, config.max_concurrent_jobs, config.job_max_interval_days) == (900, 0, 7)
+    assert (config.job_failure_probability, config.unstable_tie_order, config.start_granularity_s) == (
+        0.1,
+        True,
+        1,
+    )
+    assert (config.late_index_probability, config.late_index_delay_s) == (0.05, 600)
+    defaults = config_from_args(parser.parse_args(["simulate"]))
+    assert (defaults.data_lake_step_s, defaults.max_concurrent_jobs, defaults.job_max_interval_days) == (
+        3600,
+        5,
+        31,
+    )
+    assert (defaults.unstable_tie_order, defaults.late_index_probability, defaults.start_granularity_s) == (
+        False,
+        0,
+        0,
+    )

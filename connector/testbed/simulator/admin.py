@@ -16,7 +16,12 @@
 - GET /_sim/tokens -> {tokens: [...]} every bearer token issued so far (to check none leaked)
 - POST /_sim/revoke {token?, client_id?} -> {revoked}
 - POST /_sim/clients {client_id, client_secret, permissions?}
-- POST /_sim/jobs/fail {count?, message?}
+- POST /_sim/jobs/fail {count?, message?} (the next jobs fail) or {job_id, message?} (that job fails now)
+- POST /_sim/jobs/expire {job_id?} -> {expired}; POST /_sim/jobs/settings {max_concurrent?,
+  max_interval_days?, failure_probability?, queued_s?, pending_s?, ttl_s?}
+- GET|POST /_sim/datalake {lag_s?, step_s?, pin?, unpin?} -> {dataAvailabilityDate, lag_s, step_s, pinned}
+- POST /_sim/index {unstable_tie_order?, late_index_probability?, late_index_delay_s?, start_granularity_s?}
+- GET /_sim/late?start=&end= -> {count, conversations: [{conversationId, indexedAt}]}
 
 Bad input -> 400 `{"message": ...}` naming the problem.
 """
@@ -196,8 +201,97 @@ def _clients(c: SimulatorControl, r: Request, b: dict[str, Any]) -> Any:
 
 
 def _fail_jobs(c: SimulatorControl, r: Request, b: dict[str, Any]) -> Any:
-    c.fail_next_jobs(int(b.get("count", 1)), str(b.get("message", "Internal error while running the query")))
+    message = str(b.get("message", "Internal error while running the query"))
+    if "job_id" in b:
+        c.fail_job(str(b["job_id"]), message)
+    else:
+        c.fail_next_jobs(int(b.get("count", 1)), message)
     return {"ok": True}
+
+
+def _expire_jobs(c: SimulatorControl, r: Request, b: dict[str, Any]) -> Any:
+    job_id = b.get("job_id")
+    return {"expired": c.expire_jobs(None if job_id is None else str(job_id))}
+
+
+_JOB_SETTINGS = (
+    "max_concurrent",
+    "max_interval_days",
+    "failure_probability",
+    "queued_s",
+    "pending_s",
+    "ttl_s",
+)
+
+
+def _number(b: dict[str, Any], key: str) -> float | None:
+    value = b.get(key)
+    return None if value is None else float(value)
+
+
+def _known_keys(b: dict[str, Any], allowed: tuple[str, ...], what: str) -> None:
+    unknown = set(b) - set(allowed)
+    if unknown:
+        raise ValueError(f"unknown {what} {sorted(unknown)}; use {', '.join(allowed)}")
+
+
+def _job_settings(c: SimulatorControl, r: Request, b: dict[str, Any]) -> Any:
+    _known_keys(b, _JOB_SETTINGS, "job settings")
+    concurrent = _number(b, "max_concurrent")
+    c.set_job_settings(
+        max_concurrent=None if concurrent is None else int(concurrent),
+        max_interval_days=_number(b, "max_interval_days"),
+        failure_probability=_number(b, "failure_probability"),
+        queued_s=_number(b, "queued_s"),
+        pending_s=_number(b, "pending_s"),
+        ttl_s=_number(b, "ttl_s"),
+    )
+    return {"ok": True}
+
+
+def _datalake(c: SimulatorControl, r: Request, b: dict[str, Any]) -> Any:
+    if r.method == "POST":
+        _known_keys(b, ("lag_s", "step_s", "pin", "unpin"), "data lake settings")
+        c.set_data_lake(
+            lag_s=_number(b, "lag_s"),
+            step_s=_number(b, "step_s"),
+            pin=b.get("pin"),
+            unpin=bool(b.get("unpin", False)),
+        )
+    return c.data_lake()
+
+
+_INDEX_SETTINGS = (
+    "unstable_tie_order",
+    "late_index_probability",
+    "late_index_delay_s",
+    "start_granularity_s",
+)
+
+
+def _index(c: SimulatorControl, r: Request, b: dict[str, Any]) -> Any:
+    _known_keys(b, _INDEX_SETTINGS, "index settings")
+    tie = b.get("unstable_tie_order")
+    if tie is not None and not isinstance(tie, bool):
+        raise ValueError("unstable_tie_order must be true or false")
+    c.set_indexing(
+        unstable_tie_order=tie,
+        late_index_probability=_number(b, "late_index_probability"),
+        late_index_delay_s=_number(b, "late_index_delay_s"),
+        start_granularity_s=_number(b, "start_granularity_s"),
+    )
+    return {"ok": True}
+
+
+def _late(c: SimulatorControl, r: Request, b: dict[str, Any]) -> Any:
+    q = r.query_params
+    if "start" not in q or "end" not in q:
+        raise ValueError("start and end query parameters are required (ISO-8601)")
+    rows = [
+        {"conversationId": cid, "indexedAt": format_ms(to_ms(at))}
+        for cid, at in c.late_indexed(q["start"], q["end"]).items()
+    ]
+    return {"count": len(rows), "conversations": rows}
 
 
 def routes() -> list[Route]:
@@ -224,5 +318,10 @@ def routes() -> list[Route]:
         ("/_sim/revoke", _revoke, ["POST"]),
         ("/_sim/clients", _clients, ["POST"]),
         ("/_sim/jobs/fail", _fail_jobs, ["POST"]),
+        ("/_sim/jobs/expire", _expire_jobs, ["POST"]),
+        ("/_sim/jobs/settings", _job_settings, ["POST"]),
+        ("/_sim/datalake", _datalake, ["GET", "POST"]),
+        ("/_sim/index", _index, ["POST"]),
+        ("/_sim/late", _late, ["GET"]),
     ]
     return [Route(path, admin(handler), methods=methods) for path, handler, methods in table]

@@ -72,7 +72,7 @@ class ApiRoute:
 def handle_query(sim: Simulation, call: Call) -> tuple[int, bytes]:
     """POST /api/v2/analytics/conversations/details/query."""
     query = parse_details_query(call.body, sim.limits)
-    matched = sim.engine.matching(query)
+    matched = sim.query_view(sim.engine.matching(query), query.order, query.order_by)
     page = page_of(
         matched,
         query.page_size,
@@ -91,7 +91,7 @@ def handle_query(sim: Simulation, call: Call) -> tuple[int, bytes]:
 def handle_conversation(sim: Simulation, call: Call) -> tuple[int, bytes]:
     """GET /api/v2/analytics/conversations/{conversationId}/details."""
     spec = sim.store.get(call.path["conversation_id"])
-    if spec is None:
+    if spec is None or not sim.indexed(spec):
         raise ApiProblem(404, f"Conversation {call.path['conversation_id']} was not found")
     return 200, sim.record_bytes(spec)
 
@@ -104,7 +104,7 @@ def handle_conversations(sim: Simulation, call: Call) -> tuple[int, bytes]:
         raise bad_request("id is required: a comma-separated list of conversation ids", field="id")
     if len(ids) > sim.config.multiget_max_ids:
         raise bad_request(f"at most {sim.config.multiget_max_ids} conversation ids per request", field="id")
-    specs = [s for cid in dict.fromkeys(ids) if (s := sim.store.get(cid)) is not None]
+    specs = [s for cid in dict.fromkeys(ids) if (s := sim.store.get(cid)) is not None and sim.indexed(s)]
     return 200, b'{"conversations":[' + b",".join(sim.record_bytes(s) for s in specs) + b"]}"
 
 

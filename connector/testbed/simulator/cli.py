@@ -103,6 +103,48 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("--job-queued", "job_queued_s", float, "seconds a job stays QUEUED (default 1)"),
     ("--job-pending", "job_pending_s", float, "seconds a job stays PENDING (default 2)"),
     ("--job-ttl", "job_ttl_s", float, "seconds job results live after completion (default 86400)"),
+    (
+        "--data-lake-step",
+        "data_lake_step_s",
+        float,
+        "dataAvailabilityDate advances in steps of this many seconds (default 3600)",
+    ),
+    (
+        "--max-concurrent-jobs",
+        "max_concurrent_jobs",
+        int,
+        "QUEUED+PENDING jobs allowed, 0 = no cap (default 5)",
+    ),
+    (
+        "--job-max-interval-days",
+        "job_max_interval_days",
+        float,
+        "longest job interval, 0 = no cap (default 31)",
+    ),
+    (
+        "--job-failure-probability",
+        "job_failure_probability",
+        float,
+        "share of jobs that end FAILED (default 0)",
+    ),
+    (
+        "--start-granularity",
+        "start_granularity_s",
+        float,
+        "round generated conversation starts down to N seconds, making ties common (default 0: ms)",
+    ),
+    (
+        "--late-index-probability",
+        "late_index_probability",
+        float,
+        "share of conversations the query index gets late (default 0)",
+    ),
+    (
+        "--late-index-delay",
+        "late_index_delay_s",
+        float,
+        "late-indexed conversations reach the query index this long after their start (s, default 86400)",
+    ),
     ("--log-level", "log_level", str, "debug, info, warning or error (default warning)"),
 )
 
@@ -125,6 +167,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         default=None,
         help="reject query intervals over 7 days when no filters are given (off by default)",
+    )
+    parser.add_argument(
+        "--unstable-tie-order",
+        dest="unstable_tie_order",
+        action="store_true",
+        default=None,
+        help="query results with equal sort values come back in a random order on every request",
     )
     parser.add_argument(
         "--fault",
@@ -159,6 +208,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     explicit = {dest: getattr(args, dest) for _, dest, _, _ in _OPTIONS}
     explicit.update(host=args.host, port=args.port, diurnal=args.diurnal)
     explicit["seven_day_cap_without_filters"] = args.seven_day_cap_without_filters
+    explicit["unstable_tie_order"] = args.unstable_tie_order
     values.update({k: v for k, v in explicit.items() if v is not None})
     client_id = values.pop("client_id", None)
     client_secret = values.pop("client_secret", None)

@@ -3,7 +3,8 @@
 VERIFIED values are the defaults (page size 25, 31-day interval cap, 100,000 pagination cap, token
 lifetime 86399 s). Uncertain behaviour (INFERRED/FOLKLORE) is configurable: max page size (100), the
 7-day-without-filters cap (off), 401 code, rate limit (300/60 s), totalHits jitter, duplicate rate, data
-lake lag, job timings, mutation delays, a fixed (wrong) totalHits.
+lake lag and step, job timings, job caps (concurrency, interval), mutation delays, a fixed (wrong)
+totalHits, and the indexing hazards of the query endpoint (unstable tie order, late indexing).
 """
 
 from __future__ import annotations
@@ -100,8 +101,15 @@ class SimulatorConfig(BaseModel):
     job_default_page_size: int = Field(default=100, ge=1)
     job_max_page_size: int = Field(default=1000, ge=1)
     job_failure_probability: float = Field(default=0.0, ge=0, le=1)
-    job_max_interval_days: float | None = Field(default=None, gt=0)
+    job_max_interval_days: float | None = Field(default=31.0, ge=0)  # INFERRED; None or 0 = no cap
+    max_concurrent_jobs: int = Field(default=5, ge=0)  # QUEUED+PENDING per org; FOLKLORE; 0 = unlimited
     data_lake_lag_s: float = Field(default=3600.0, ge=0)
+    data_lake_step_s: float = Field(default=3600.0, gt=0)  # availability advances in steps (INFERRED)
+    # --- indexing hazards of the query endpoint (genesys-api.md §1.4, §7) ---------------------------
+    unstable_tie_order: bool = False  # equal sort values come back in a random order per request
+    start_granularity_s: float = Field(default=0.0, ge=0)  # round generated starts down (0 = ms)
+    late_index_probability: float = Field(default=0.0, ge=0, le=1)  # share indexed late for the query
+    late_index_delay_s: float = Field(default=86_400.0, ge=0)  # ...visible this long after their start
     # --- runtime ---------------------------------------------------------------------------------------
     render_cache_size: int = Field(default=2048, ge=0)
     host: str = "127.0.0.1"

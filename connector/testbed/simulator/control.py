@@ -7,6 +7,7 @@ tz-aware datetimes or ISO-8601 strings.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any, Literal
 
@@ -14,7 +15,7 @@ import httpx
 
 from connector.testbed.simulator.auth import ALL_PERMISSIONS, ClientCredentials
 from connector.testbed.simulator.generator import SpecRequest
-from connector.testbed.simulator.isotime import from_ms, parse_instant, to_ms
+from connector.testbed.simulator.isotime import format_ms, from_ms, parse_instant, to_ms
 from connector.testbed.simulator.lifecycle import MUTATION_NAMES
 from connector.testbed.simulator.model import SCENARIO_BY_NAME, scenarios_for_media
 from connector.testbed.simulator.simulation import Simulation
@@ -276,6 +277,135 @@ class SimulatorControl:
         with self._sim.lock:
             self._sim.jobs.fail_next(count, message)
 
+    def fail_job(self, job_id: str, message: str = "Internal error while running the query") -> None:
+        """A QUEUED or PENDING job ends FAILED now (it dies mid-way); KeyError if unknown, ValueError if
+        it is no longer running."""
+        with self._sim.lock:
+            self._sim.jobs.fail_now(job_id, message)
+
+    def expire_jobs(self, job_id: str | None = None) -> int:
+        """Expire one job (by id) or every job now; returns how many expired. Results then answer 404."""
+        with self._sim.lock:
+            return self._sim.jobs.expire(job_id)
+
+    def set_job_settings(
+        self,
+        *,
+        max_concurrent: int | None = None,
+        max_interval_days: float | None = None,
+        failure_probability: float | None = None,
+        queued_s: float | None = None,
+        pending_s: float | None = None,
+        ttl_s: float | None = None,
+    ) -> None:
+        """Job limits and timings for jobs submitted from now on (ttl: for jobs completing from now on).
+        `max_concurrent` 0 and `max_interval_days` 0 mean no cap."""
+        changes: dict[str, Any] = {}
+        for name, value in (
+            ("max_concurrent", max_concurrent),
+            ("queued_s", queued_s),
+            ("pending_s", pending_s),
+        ):
+            if value is not None:
+                if value < 0:
+                    raise ValueError(f"{name} must be >= 0")
+                changes[name] = value
+        if ttl_s is not None:
+            if ttl_s <= 0:
+                raise ValueError("ttl_s must be > 0")
+            changes["ttl_s"] = ttl_s
+        if failure_probability is not None:
+            if not 0 <= failure_probability <= 1:
+                raise ValueError("failure_probability must be within [0, 1]")
+            changes["failure_probability"] = failure_probability
+        if max_interval_days is not None and max_interval_days < 0:
+            raise ValueError("max_interval_days must be >= 0")
+        with self._sim.lock:
+            jobs = self._sim.jobs
+            jobs.timings = dataclasses.replace(jobs.timings, **changes)
+            if max_interval_days is not None:
+                self._sim.limits = dataclasses.replace(
+                    self._sim.limits, job_max_interval_days=max_interval_days or None
+                )
+
+    def set_data_lake(
+        self,
+        *,
+        lag_s: float | None = None,
+        step_s: float | None = None,
+        pin: Instant | None = None,
+        unpin: bool = False,
+    ) -> datetime:
+        """Data-lake availability: lag and step of floor((now - lag) / step) * step, or a pinned
+        dataAvailabilityDate (`pin`) until `unpin`. Returns the dataAvailabilityDate now in force."""
+        if lag_s is not None and lag_s < 0:
+            raise ValueError("lag_s must be >= 0")
+        if step_s is not None and step_s <= 0:
+            raise ValueError("step_s must be > 0")
+        pinned = None if pin is None else instant_ms(pin)
+        with self._sim.lock:
+            jobs = self._sim.jobs
+            changes: dict[str, Any] = {}
+            if lag_s is not None:
+                changes["data_lake_lag_s"] = lag_s
+            if step_s is not None:
+                changes["data_lake_step_s"] = step_s
+            jobs.timings = dataclasses.replace(jobs.timings, **changes)
+            if unpin:
+                jobs.pinned_availability_ms = None
+            if pinned is not None:
+                jobs.pinned_availability_ms = pinned
+            return from_ms(jobs.availability_ms())
+
+    def data_lake(self) -> dict[str, Any]:
+        """{dataAvailabilityDate, lag_s, step_s, pinned}: the data lake as jobs see it now."""
+        with self._sim.lock:
+            jobs = self._sim.jobs
+            return {
+                "dataAvailabilityDate": format_ms(jobs.availability_ms()),
+                "lag_s": jobs.timings.data_lake_lag_s,
+                "step_s": jobs.timings.data_lake_step_s,
+                "pinned": jobs.pinned_availability_ms is not None,
+            }
+
+    def set_indexing(
+        self,
+        *,
+        unstable_tie_order: bool | None = None,
+        late_index_probability: float | None = None,
+        late_index_delay_s: float | None = None,
+        start_granularity_s: float | None = None,
+    ) -> None:
+        """Indexing hazards of the details query: ties in a random order per request; a share of
+        conversations reaching the query index (and the get endpoints) only `late_index_delay_s` after
+        their start; live arrivals' starts rounded down to `start_granularity_s` (ties)."""
+        if late_index_probability is not None and not 0 <= late_index_probability <= 1:
+            raise ValueError("late_index_probability must be within [0, 1]")
+        if late_index_delay_s is not None and late_index_delay_s < 0:
+            raise ValueError("late_index_delay_s must be >= 0")
+        if start_granularity_s is not None and start_granularity_s < 0:
+            raise ValueError("start_granularity_s must be >= 0")
+        with self._sim.lock:
+            sim = self._sim
+            if unstable_tie_order is not None:
+                sim.unstable_tie_order = bool(unstable_tie_order)
+            if late_index_probability is not None:
+                sim.late_index_probability = late_index_probability
+            if late_index_delay_s is not None:
+                sim.late_index_delay_s = late_index_delay_s
+            if start_granularity_s is not None:
+                sim.live.start_granularity_s = start_granularity_s
+
+    def late_indexed(self, start: Instant, end: Instant) -> dict[str, datetime]:
+        """Ground truth of late indexing: conversationId -> when the query index gets it, for the
+        late-indexed conversations that started in [start, end) (visible already or not)."""
+        rows = self._sim.late_indexed(instant_ms(start), instant_ms(end))
+        return {cid: from_ms(at) for cid, at in rows}
+
+    def late_indexed_ids(self, start: Instant, end: Instant) -> list[str]:
+        """Ids of the late-indexed conversations that started in [start, end), in start order."""
+        return list(self.late_indexed(start, end))
+
     def counters(self) -> dict[str, dict[str, int]]:
         """Responses served: route -> status ('200', '429', 'reset', ...) -> count."""
         return self._sim.counters_snapshot()
@@ -315,6 +445,8 @@ class RemoteSimulatorControl:
         response = self._http.post(path, json=body)
         if response.status_code == 400:
             raise ValueError(response.json().get("message", response.text))
+        if response.status_code == 404:
+            raise KeyError(response.json().get("message", response.text))
         response.raise_for_status()
         return response.json()
 
@@ -467,6 +599,48 @@ class RemoteSimulatorControl:
     def fail_next_jobs(self, count: int = 1, message: str = "Internal error while running the query") -> None:
         """See SimulatorControl.fail_next_jobs."""
         self._post("/_sim/jobs/fail", {"count": count, "message": message})
+
+    def fail_job(self, job_id: str, message: str = "Internal error while running the query") -> None:
+        """See SimulatorControl.fail_job."""
+        self._post("/_sim/jobs/fail", {"job_id": job_id, "message": message})
+
+    def expire_jobs(self, job_id: str | None = None) -> int:
+        """See SimulatorControl.expire_jobs."""
+        return int(self._post("/_sim/jobs/expire", {"job_id": job_id})["expired"])
+
+    def set_job_settings(self, **settings: float | None) -> None:
+        """See SimulatorControl.set_job_settings (same keyword options)."""
+        self._post("/_sim/jobs/settings", settings)
+
+    def set_data_lake(
+        self,
+        *,
+        lag_s: float | None = None,
+        step_s: float | None = None,
+        pin: Instant | None = None,
+        unpin: bool = False,
+    ) -> datetime:
+        """See SimulatorControl.set_data_lake."""
+        payload = {"lag_s": lag_s, "step_s": step_s, "pin": _param(pin), "unpin": unpin or None}
+        return from_ms(parse_instant(self._post("/_sim/datalake", payload)["dataAvailabilityDate"]))
+
+    def data_lake(self) -> dict[str, Any]:
+        """See SimulatorControl.data_lake."""
+        state: dict[str, Any] = self._get("/_sim/datalake")
+        return state
+
+    def set_indexing(self, **settings: float | bool | None) -> None:
+        """See SimulatorControl.set_indexing (same keyword options)."""
+        self._post("/_sim/index", settings)
+
+    def late_indexed(self, start: Instant, end: Instant) -> dict[str, datetime]:
+        """See SimulatorControl.late_indexed."""
+        rows = self._get("/_sim/late", start=start, end=end)["conversations"]
+        return {r["conversationId"]: from_ms(parse_instant(r["indexedAt"])) for r in rows}
+
+    def late_indexed_ids(self, start: Instant, end: Instant) -> list[str]:
+        """See SimulatorControl.late_indexed_ids."""
+        return list(self.late_indexed(start, end))
 
     def counters(self) -> dict[str, dict[str, int]]:
         """See SimulatorControl.counters."""

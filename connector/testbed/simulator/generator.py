@@ -111,13 +111,20 @@ def generate_history(
     now_ms: int,
     *,
     diurnal: bool = True,
+    granularity_ms: int = 0,
 ) -> tuple[list[ConversationSpec], list[tuple[int, str, MutationKind]]]:
-    """All history conversations (sorted by start) and the mutations still pending for them at `now_ms`."""
+    """All history conversations (sorted by start) and the mutations still pending for them at `now_ms`.
+
+    `granularity_ms` > 0 rounds every start down to a multiple of it, so many conversations share a
+    conversationStart (ties for the sort order; the random draws are unchanged).
+    """
     rng = random.Random(seed ^ HISTORY_SALT)
     specs: list[ConversationSpec] = []
     pending: list[tuple[int, str, MutationKind]] = []
     draw, delays = factory.draw, factory.delays
     for start in history_starts(rng, start_ms, min(end_ms, now_ms), per_hour, diurnal=diurnal):
+        if granularity_ms > 0:
+            start -= start % granularity_ms
         spec = draw(rng, start)
         for due, kind in catch_up(spec, delays, now_ms):
             pending.append((due, spec.cid, kind))

@@ -6,10 +6,15 @@ so tests can move them by advancing the simulator clock; timings are configurabl
 
 When a job is fulfilled its results are a snapshot: copies of the matching specs at that moment (a few
 hundred bytes each, rendered on demand), so later changes to the conversations do not leak in. Results come
-from the data lake: conversations that started at or after `dataAvailabilityDate` (= completion - lag) are
-missing (INFERRED §2.5: "a job whose interval extends past dataAvailabilityDate silently returns incomplete
-data for the tail"). Records include participant attributes. Cursor paging: an opaque cursor, absent on the
-last page. Not thread-safe: the Simulation lock guards it.
+from the data lake: conversations that started at or after `dataAvailabilityDate` are missing (INFERRED
+§2.5: "a job whose interval extends past dataAvailabilityDate silently returns incomplete data for the
+tail"). The availability date advances in steps: floor((now - lag) / step) * step, unless a test pins it.
+Records include participant attributes. Cursor paging: an opaque cursor, absent on the last page.
+
+Limits (all INFERRED/FOLKLORE, §2.5 "not found in readable official sources", so configurable): at most
+`max_concurrent` jobs QUEUED or PENDING at once (one more -> 429, no job created); results of an EXPIRED job
+-> 404 (they are deleted; the status stays readable as EXPIRED). Not thread-safe: the Simulation lock
+guards it.
 """
 
 from __future__ import annotations
@@ -51,7 +56,14 @@ class JobTimings:
     default_page_size: int = 100
     max_page_size: int = 1000
     data_lake_lag_s: float = 3600.0
+    data_lake_step_s: float = 1.0
     failure_probability: float = 0.0
+    max_concurrent: int = 0  # QUEUED + PENDING jobs at once; 0 = unlimited
+
+
+CONCURRENT_JOBS_MESSAGE = "The maximum number of concurrent jobs has been reached"
+CONCURRENT_JOBS_CODE = "too.many.requests.jobs"  # INFERRED: the real code is unknown
+DEFAULT_FAIL_MESSAGE = "Internal error while running the query"
 
 
 @dataclass
@@ -61,6 +73,7 @@ class Job:
     job_id: str
     query: JobQuery
     submitted_ms: int
+    queued_until_ms: int
     completes_ms: int
     fail_message: str | None = None
     cancelled: bool = False
@@ -85,27 +98,74 @@ class JobService:
         self._rng = rng
         self._jobs: dict[str, Job] = {}
         self._fail_next: deque[str] = deque()
+        self.pinned_availability_ms: int | None = None
 
     def availability_ms(self, now_ms: int | None = None) -> int:
-        """The data lake's dataAvailabilityDate (whole seconds): now - lag."""
+        """The data lake's dataAvailabilityDate: the pinned date, else floor((now - lag) / step) * step."""
+        if self.pinned_availability_ms is not None:
+            return self.pinned_availability_ms
         now = self._now_ms() if now_ms is None else now_ms
         at = now - int(self.timings.data_lake_lag_s * 1000)
-        return at - at % 1000
+        step = max(1, int(self.timings.data_lake_step_s * 1000))
+        return at - at % step
 
-    def fail_next(self, count: int = 1, message: str = "Internal error while running the query") -> None:
+    def fail_next(self, count: int = 1, message: str = DEFAULT_FAIL_MESSAGE) -> None:
         """Make the next `count` submitted jobs end FAILED with `message`."""
         self._fail_next.extend([message] * count)
 
+    def running(self) -> int:
+        """How many jobs are QUEUED or PENDING now (what the concurrency cap counts)."""
+        return sum(1 for job in self._jobs.values() if self.state(job) in (JobState.QUEUED, JobState.PENDING))
+
     def submit(self, query: JobQuery) -> Job:
-        """Register a job; it starts QUEUED."""
-        now = self._now_ms()
+        """Register a job; it starts QUEUED. 429 (and no job) while `max_concurrent` jobs are running."""
         t = self.timings
-        completes = now + int((t.queued_s + t.pending_s) * 1000)
+        if t.max_concurrent and self.running() >= t.max_concurrent:
+            raise ApiProblem(429, CONCURRENT_JOBS_MESSAGE, code=CONCURRENT_JOBS_CODE)
+        now = self._now_ms()
+        queued_until = now + int(t.queued_s * 1000)
+        completes = queued_until + int(t.pending_s * 1000)
         fail = self._fail_next.popleft() if self._fail_next else None
         if fail is None and t.failure_probability > 0 and self._rng.random() < t.failure_probability:
-            fail = "Internal error while running the query"
-        job = Job(str(uuid.uuid4()), query, now, completes, fail_message=fail)
+            fail = DEFAULT_FAIL_MESSAGE
+        job = Job(str(uuid.uuid4()), query, now, queued_until, completes, fail_message=fail)
         self._jobs[job.job_id] = job
+        return job
+
+    def fail_now(self, job_id: str, message: str = DEFAULT_FAIL_MESSAGE) -> None:
+        """A QUEUED or PENDING job ends FAILED now (a job dying mid-way); ValueError if it is not running."""
+        job = self._known(job_id)
+        state = self.state(job)
+        if state not in (JobState.QUEUED, JobState.PENDING):
+            raise ValueError(f"job {job_id} is {state.value}; only a QUEUED or PENDING job can be failed")
+        now = self._now_ms()
+        job.fail_message = message
+        job.queued_until_ms = min(job.queued_until_ms, now)
+        job.completes_ms = now
+
+    def expire(self, job_id: str | None = None) -> int:
+        """Expire one job (by id) or every job now, whatever its expirationDate; returns how many expired.
+
+        Cancelled and failed jobs are left alone; a job still running ends EXPIRED without results.
+        """
+        jobs = [self._known(job_id)] if job_id is not None else list(self._jobs.values())
+        now = self._now_ms()
+        count = 0
+        for job in jobs:
+            state = self.state(job)
+            if state in (JobState.CANCELLED, JobState.FAILED, JobState.EXPIRED):
+                continue
+            job.queued_until_ms = min(job.queued_until_ms, now)
+            job.completes_ms = min(job.completes_ms, now)
+            job.expires_ms = now
+            job.results = None
+            count += 1
+        return count
+
+    def _known(self, job_id: str) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise KeyError(f"job {job_id}")
         return job
 
     def get(self, job_id: str) -> Job:
@@ -120,7 +180,7 @@ class JobService:
         now = self._now_ms()
         if job.cancelled:
             return JobState.CANCELLED
-        if now < job.submitted_ms + int(self.timings.queued_s * 1000):
+        if now < job.queued_until_ms:
             return JobState.QUEUED
         if now < job.completes_ms:
             return JobState.PENDING
@@ -164,8 +224,18 @@ class JobService:
     def results_page(
         self, job: Job, cursor: str | None, page_size: int | None
     ) -> tuple[list[ConversationSpec], str | None, int]:
-        """(specs of this page, next cursor or None, availability_ms) - 400 unless FULFILLED."""
+        """(specs of this page, next cursor or None, availability_ms).
+
+        404 once the job EXPIRED (its results are deleted: INFERRED, a real org may answer 400); 400 in any
+        other state but FULFILLED. A cursor of an expired job fails the same way (the state is checked first).
+        """
         state = self.state(job)
+        if state == JobState.EXPIRED:
+            raise ApiProblem(
+                404,
+                f"The results of job {job.job_id} have expired and are no longer available",
+                code=NOT_FOUND,
+            )
         if state != JobState.FULFILLED or job.results is None or job.availability_ms is None:
             raise bad_request(
                 f"Job {job.job_id} is {state.value}; results are only available once it is FULFILLED"

@@ -409,3 +409,36 @@ def page_of(
             seen.add(spec.cid)
             page.append(spec)
     return Page(page, total, False)
+
+
+def shuffle_ties(specs: list[ConversationSpec], order_by: str, rng: random.Random) -> list[ConversationSpec]:
+    """A copy of an ordered match list with every run of equal sort values in a random order.
+
+    What a search index served by several replicas can do (genesys-api.md §1.4, INFERRED): ties come back
+    in a different order on each request, so offset paging may skip or repeat members of a tie group that
+    straddles a page boundary. Records missing the field (still open) form one tie group at the end.
+    """
+    key = _order_key(order_by)
+    out: list[ConversationSpec] = []
+    i, n = 0, len(specs)
+    while i < n:
+        value = key(specs[i])
+        j = i + 1
+        while j < n and key(specs[j]) == value:
+            j += 1
+        group = specs[i:j]
+        if len(group) > 1:
+            rng.shuffle(group)
+        out.extend(group)
+        i = j
+    return out
+
+
+_LATE_INDEX_SALT = b"late-index"
+
+
+def is_late_indexed(spec: ConversationSpec, probability: float) -> bool:
+    """Whether this conversation reaches the query index late (decided by its id: stable, seed-free)."""
+    if probability <= 0.0:
+        return False
+    return zlib.crc32(spec.cid.encode() + _LATE_INDEX_SALT) % 1_000_003 < probability * 1_000_003

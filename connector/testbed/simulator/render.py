@@ -11,7 +11,9 @@ conversationEnd]; the lifecycle stage then decides what is visible:
 - ENDED: every segment closed, but no wrap-up segment and no tAcw/tHandle (they come after the end).
 - SETTLED: everything. Evaluations, surveys and reprocessing corrections are added by flags.
 
-Participant `attributes` are only rendered for async job results (the query returns "WithoutAttributes").
+Participant `attributes` are only rendered for async job results (the query returns "WithoutAttributes"):
+the same participant-data map on every participant, stable per conversation; settling (agent disposition)
+and a survey add a key, so job results taken at different stages differ.
 """
 
 from __future__ import annotations
@@ -65,12 +67,11 @@ class _Sess:
 
 
 class _Part:
-    __slots__ = ("data", "sessions", "shares_attributes")
+    __slots__ = ("data", "sessions")
 
-    def __init__(self, data: Json, *, shares_attributes: bool = True) -> None:
+    def __init__(self, data: Json) -> None:
         self.data = data
         self.sessions: list[_Sess] = []
-        self.shares_attributes = shares_attributes
 
     def session(self, rng: random.Random, media_type: str, direction: str, **extra: Any) -> _Sess:
         sess = _Sess({"sessionId": _uuid(rng), "mediaType": media_type, "direction": direction, **extra})
@@ -132,9 +133,9 @@ class _Layout:
         self.agents_used.append(agent.user_id)
         return agent.user_id, agent.name, agent.team_id
 
-    def participant(self, purpose: str, name: str, *, shares_attributes: bool = True, **extra: Any) -> _Part:
+    def participant(self, purpose: str, name: str, **extra: Any) -> _Part:
         data = {"participantId": _uuid(self.rng), "participantName": name, "purpose": purpose, **extra}
-        part = _Part(data, shares_attributes=shares_attributes)
+        part = _Part(data)
         self.parts.append(part)
         return part
 
@@ -353,7 +354,7 @@ class _Layout:
         sess.metric("tAcw", self.acw, e + self.acw, post=True)
         sess.metric("tHandle", e - answer + self.acw, e + self.acw, post=True)
         self.voice_endpoint(sess)
-        ext = self.participant("external", number, shares_attributes=False)
+        ext = self.participant("external", number)
         esess = ext.session(rng, "voice", "outbound", ani=number, dnis=number, peerId=sess.data["sessionId"])
         esess.seg(answer, e, "interact", disconnectType="endpoint")
 
@@ -481,21 +482,28 @@ def _participants(
             continue
         pdata = dict(part.data)
         if attrs is not None:
-            pdata["attributes"] = dict(attrs) if part.shares_attributes else {}
+            pdata["attributes"] = dict(attrs)
         pdata["sessions"] = sessions
         out.append(pdata)
     return out
 
 
 def _attributes(spec: ConversationSpec) -> dict[str, str]:
+    """Participant data: drawn from the conversation id (stable), plus keys that later stages set."""
     rng = random.Random(spec.seed() ^ _ATTR_SALT)
-    return {
+    attrs = {
         "ivr.Language": rng.choice(("en-US", "es-US", "fr-CA")),
         "ivr.Intent": rng.choice(("billing", "sales", "support", "cancel", "order")),
         "customer.Tier": rng.choice(("standard", "silver", "gold")),
         "customer.AccountId": f"ACC-{rng.randrange(100_000, 999_999)}",
         "crm.CaseNumber": f"{rng.randrange(10_000_000):08d}",
     }
+    disposition = rng.choice(("resolved", "follow-up", "escalated", "no-action"))
+    if spec.stage == Stage.SETTLED and spec.scenario_info.has_agent:
+        attrs["agent.Disposition"] = disposition  # set by the agent script during wrap-up
+    if spec.flags & F_SURVEY:
+        attrs["survey.Offered"] = "true"
+    return attrs
 
 
 def _late_additions(spec: ConversationSpec, layout: _Layout, doc: Json) -> None:

@@ -34,7 +34,13 @@ from connector.testbed.simulator.lifecycle import (
     next_mutation,
 )
 from connector.testbed.simulator.model import LIVE_SALT, Catalog, ConversationSpec, Stage
-from connector.testbed.simulator.query import JobQuery, QueryEngine, QueryLimits
+from connector.testbed.simulator.query import (
+    JobQuery,
+    QueryEngine,
+    QueryLimits,
+    is_late_indexed,
+    shuffle_ties,
+)
 from connector.testbed.simulator.ratelimit import FixedWindowLimiter
 from connector.testbed.simulator.render import render_record
 from connector.testbed.simulator.store import ConversationStore
@@ -44,6 +50,7 @@ log = logging.getLogger("connector.testbed.simulator")
 _CONTROL_SALT = 0xC0371201
 _FAULT_SALT = 0xFA0171
 _HITS_SALT = 0x4175
+_TIE_SALT = 0x71E5
 
 
 @dataclass
@@ -54,6 +61,7 @@ class LiveSettings:
     duration_s: float | None
     ingest_delay_s: float
     paused: bool = False
+    start_granularity_s: float = 0.0  # live starts are rounded down to a multiple of this (0: ms)
 
 
 def copy_spec(spec: ConversationSpec) -> ConversationSpec:
@@ -89,7 +97,7 @@ class Simulation:
             pagination_cap=config.pagination_cap,
             max_interval_days=config.max_interval_days,
             seven_day_cap_without_filters=config.seven_day_cap_without_filters,
-            job_max_interval_days=config.job_max_interval_days,
+            job_max_interval_days=config.job_max_interval_days or None,
             strict_dimensions=config.strict_dimensions,
         )
         self._inflated: dict[str, int] = {}  # conversationId -> extra segments (tests of oversized records)
@@ -105,7 +113,16 @@ class Simulation:
         if config.faults:
             self.faults.set_probabilities(config.faults)
         self.jobs = JobService(_job_timings(config), self.now_ms, self._snapshot, random.Random(config.seed))
-        self.live = LiveSettings(config.live_rate_per_minute, config.live_duration_s, config.ingest_delay_s)
+        self.live = LiveSettings(
+            config.live_rate_per_minute,
+            config.live_duration_s,
+            config.ingest_delay_s,
+            start_granularity_s=config.start_granularity_s,
+        )
+        self.unstable_tie_order = config.unstable_tie_order
+        self.late_index_probability = config.late_index_probability
+        self.late_index_delay_s = config.late_index_delay_s
+        self.tie_rng = random.Random(config.seed ^ _TIE_SALT)
         self.latency_ms = config.latency_ms
         self.latency_jitter_ms = config.latency_jitter_ms
         self.total_hits_jitter = config.total_hits_jitter
@@ -131,7 +148,9 @@ class Simulation:
         advance = getattr(self.clock, "advance", None)
         if advance is None:
             raise TypeError("the injected clock cannot be advanced (it has no advance() method)")
-        advance(seconds)
+        with self.lock:
+            advance(seconds)
+            self.jobs.advance_all()  # jobs completed by the jump snapshot before anything else changes
 
     # --- data ---------------------------------------------------------------------------------------
     def _load_history(self) -> None:
@@ -146,6 +165,7 @@ class Simulation:
             self.config.volume_per_hour,
             now,
             diurnal=self.config.diurnal,
+            granularity_ms=int(self.config.start_granularity_s * 1000),
         )
         with self.lock:
             self.store.add_all(specs)
@@ -194,6 +214,7 @@ class Simulation:
     def run_due(self, now_ms: int | None = None) -> int:
         """Apply every scheduled mutation due by `now_ms` (default now); returns how many changed a record."""
         with self.lock:
+            self.jobs.advance_all()  # results are frozen at completion: snapshot before these mutations
             now = self.now_ms() if now_ms is None else now_ms
             changed = 0
             for due, cid, kind in self.schedule.pop_due(now):
@@ -206,11 +227,11 @@ class Simulation:
         """One tick of the live generator: arrivals, due mutations, job progress."""
         with self.lock:
             now = self.now_ms()
+            self.jobs.advance_all()  # snapshot jobs that completed before this tick's changes
             if not self.live.paused:
                 self._arrivals(now)
                 self.run_due(now)
             self._last_live_ms = now
-            self.jobs.advance_all()
 
     def _arrivals(self, now: int) -> None:
         elapsed = max(0, now - self._last_live_ms)
@@ -222,6 +243,9 @@ class Simulation:
             # spread over the elapsed span; the start may lag the moment it is indexed (ingest delay)
             at = self._last_live_ms + (elapsed * (i + 1)) // count
             start = at - int(rng.random() * self.live.ingest_delay_s * 1000)
+            granularity = int(self.live.start_granularity_s * 1000)
+            if granularity > 0:
+                start -= start % granularity
             duration = None if self.live.duration_s is None else int(self.live.duration_s * 1000)
             spec = self.factory.draw(rng, start, SpecRequest(duration_ms=duration))
             self.insert(spec, now)
@@ -245,6 +269,7 @@ class Simulation:
         if count < 0:
             raise ValueError("count must be >= 0")
         with self.lock:
+            self.jobs.advance_all()
             now = self.now_ms()
             ids = []
             for i in range(count):
@@ -269,6 +294,7 @@ class Simulation:
             spec = self.store.get(cid)
             if spec is None:
                 raise KeyError(f"unknown conversation {cid}")
+            self.jobs.advance_all()
             self.apply(spec, kind if kind is not None else next_mutation(spec), self.now_ms())
             return spec.version
 
@@ -298,6 +324,37 @@ class Simulation:
                 item["record"] = self.render(spec)
             out.append(item)
         return out
+
+    # --- the query index (what the details query and the get endpoints can see) ------------------------
+    def indexed(self, spec: ConversationSpec, now_ms: int | None = None) -> bool:
+        """Whether the live query index has this conversation yet (late-indexed ones only after the delay)."""
+        if not is_late_indexed(spec, self.late_index_probability):
+            return True
+        now = self.now_ms() if now_ms is None else now_ms
+        return now >= spec.start_ms + int(self.late_index_delay_s * 1000)
+
+    def query_view(
+        self, matched: list[ConversationSpec], order: str, order_by: str
+    ) -> list[ConversationSpec]:
+        """The matches as the query index serves them this request: late-indexed ones left out until
+        their delay has passed, ties in a random order when `unstable_tie_order` is on."""
+        with self.lock:
+            if self.late_index_probability > 0:
+                now = self.now_ms()
+                matched = [s for s in matched if self.indexed(s, now)]
+            if self.unstable_tie_order and order != "unordered":
+                matched = shuffle_ties(matched, order_by, self.tie_rng)
+            return matched
+
+    def late_indexed(self, start_ms: int, end_ms: int) -> list[tuple[str, int]]:
+        """(conversationId, indexed-at ms) of the late-indexed conversations that started in [start, end)."""
+        delay = int(self.late_index_delay_s * 1000)
+        with self.lock:
+            return [
+                (s.cid, s.start_ms + delay)
+                for s in self.store.started_between(start_ms, end_ms)
+                if is_late_indexed(s, self.late_index_probability)
+            ]
 
     def _snapshot(self, query: JobQuery, availability_ms: int) -> list[ConversationSpec]:
         with self.lock:
@@ -357,5 +414,7 @@ def _job_timings(config: SimulatorConfig) -> JobTimings:
         default_page_size=config.job_default_page_size,
         max_page_size=config.job_max_page_size,
         data_lake_lag_s=config.data_lake_lag_s,
+        data_lake_step_s=config.data_lake_step_s,
         failure_probability=config.job_failure_probability,
+        max_concurrent=config.max_concurrent_jobs,
     )
