@@ -23,18 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from connector.clock import Clock
-from connector.errors import (
-    AuthenticationError,
-    FatalError,
-    PermissionDeniedError,
-    RetriableError,
-    RetriesExhaustedError,
-)
+from connector.errors import FatalError, RetriableError
 from connector.genesys.ratelimit import Pacer
 from connector.health import Heartbeat
 from connector.kafka.publisher import KafkaPublisher
 from connector.metrics import ConnectorMetrics
 from connector.passes import PassRunner
+from connector.retry import RetryPolicy
 from connector.state.changes import ChangeStore
 from connector.state.checkpoint import FileCheckpointStore
 from connector.state.progress import PassKey, Progress
@@ -279,7 +274,7 @@ class Connector:
         self._metrics.last_error_timestamp_seconds.set(self._clock.now().timestamp())
         if _is_retried_later(exc):
             failures = st.retry[key].failures + 1 if key in st.retry else 1
-            delay = min(self._settings.retry_delay_max_s, self._settings.retry_delay_s * 2 ** (failures - 1))
+            delay = pass_retry_policy(self._settings).delay_s(failures, exc)
             st.retry[key] = _Retry(self._clock.monotonic() + delay, failures)
             st.resume_page[key] = self._progress.in_progress.get(key, 1)
             log.warning(
@@ -384,12 +379,15 @@ def catching_up(
     return first_pass_behind or (oldest_due is not None and now - oldest_due > overdue_after)
 
 
+def pass_retry_policy(settings: LoopSettings) -> RetryPolicy:
+    """The one retry policy with the loop's numbers, no attempt limit: a window is never skipped."""
+    return RetryPolicy(base_s=settings.retry_delay_s, max_s=settings.retry_delay_max_s, max_attempts=None)
+
+
 def _is_retried_later(exc: BaseException) -> bool:
-    """Failures the loop retries later instead of stopping: transient ones, and retries exhausted on them
-    (a window is never skipped). Rejected credentials and missing permissions stop the worker."""
-    return isinstance(exc, (RetriableError, RetriesExhaustedError)) and not isinstance(
-        exc, (AuthenticationError, PermissionDeniedError)
-    )
+    """Failures the loop retries later instead of stopping: the `RetriableError` branch of the tree
+    (including a request that ran out of attempts: a window is never skipped)."""
+    return isinstance(exc, RetriableError)
 
 
 def _iso(moment: datetime | None) -> str | None:

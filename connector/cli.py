@@ -1,7 +1,7 @@
 """Command line: `genesys-connector run | status | check-config | simulate | demo`.
 
 Each subcommand parses its arguments, builds what it needs and hands off; no business logic lives here.
-Exit codes: 0 success, 1 fatal runtime error, 2 bad configuration or usage.
+Exit codes (`connector.errors.ExitCode`): 0 success, 1 fatal runtime error, 2 bad configuration or usage.
 """
 
 from __future__ import annotations
@@ -16,11 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from connector import __version__
-from connector.errors import CheckpointError, ConfigError
-
-EXIT_OK = 0
-EXIT_FATAL = 1
-EXIT_CONFIG = 2
+from connector.errors import CheckpointError, ConfigError, ExitCode
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,7 +86,7 @@ def _testbed_missing(command: str, reason: str, _args: argparse.Namespace) -> in
         "install it with: pip install 'genesys-kafka-connector[testbed]'",
         file=sys.stderr,
     )
-    return EXIT_CONFIG
+    return ExitCode.CONFIG
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:
@@ -105,7 +101,7 @@ def _config_arg(parser: argparse.ArgumentParser) -> None:
 
 def _print_config_error(exc: ConfigError) -> int:
     print(f"genesys-connector: {exc}", file=sys.stderr)
-    return EXIT_CONFIG
+    return ExitCode.CONFIG
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -128,7 +124,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return asyncio.run(run_connector(settings, options=options, redactor=redactor))
     except Exception as exc:  # e.g. from the event loop's shutdown: never an unredacted traceback
         logging.getLogger("connector").critical("connector stopped on an unexpected error", exc_info=exc)
-        return EXIT_FATAL
+        return ExitCode.FATAL
 
 
 def _tune_gc() -> None:
@@ -153,9 +149,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
         text = render_status(settings, as_json=args.json, secrets=settings.secrets)
     except CheckpointError as exc:
         print(f"genesys-connector: {exc}", file=sys.stderr)
-        return EXIT_FATAL
+        return ExitCode.FATAL
     print(text)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
@@ -168,7 +164,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _print_config_error(exc)
     print(orjson.dumps(settings.redacted(), option=orjson.OPT_INDENT_2, default=str).decode())
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -177,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "config", None) is not None and not Path(args.config).exists():
         print(f"genesys-connector: config file not found: {args.config}", file=sys.stderr)
-        return EXIT_CONFIG
+        return ExitCode.CONFIG
     result: int = args.handler(args)
     return result
 

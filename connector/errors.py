@@ -3,7 +3,7 @@
 ```
 ConnectorError
 ├── ConfigError                 bad or missing settings; raised before anything connects; exit code 2
-├── FatalError                  stop the loop, keep the checkpoint as it is, exit non-zero (the pod restarts)
+├── FatalError                  stop the worker, keep the checkpoint as it is, exit 1 (the pod restarts)
 │   ├── AuthenticationError     bad client id/secret, or 401 again right after a fresh token
 │   ├── PermissionDeniedError   403: the OAuth client lacks a permission (named in .permission)
 │   ├── ApiContractError        400/404/unexpected response shape that retrying cannot fix
@@ -11,26 +11,43 @@ ConnectorError
 │   │   └── KafkaConnectionError  the startup check cannot reach Kafka: .reason authentication/tls/unreachable
 │   ├── CheckpointError         checkpoint unreadable, corrupt, newer format, or directory locked/unwritable
 │   │   └── StateDirectoryFullError  the state volume is full or over quota: not corruption, free space
-│   ├── RetriesExhaustedError   a retriable failure that kept failing past the retry budget
 │   └── BrokerError             the embedded Kafka broker (tests, demo) could not be fetched or started
-├── RetriableError              back off and try the same thing again (bounded by the retry policy)
-│   ├── RateLimitedError        429; carries .retry_after_s
-│   ├── UpstreamUnavailableError 5xx, 408, timeouts, connection resets, truncated or non-JSON bodies
-│   ├── PaginationCapError      400 "Pagination may not exceed 100000 results": split the window instead
-│   └── PublishTimeoutError     flush() left messages unacknowledged
-└── SkippableError              log, count, continue
+└── RetriableError              try the same work again later: the loop retries the pass from its last
+    │                           acked page (a window is never skipped), the startup check waits it out
+    ├── RateLimitedError        429 (.retry_after_s): the client waits it out in place, costs no attempt
+    ├── UpstreamUnavailableError 5xx, 408, timeouts, resets, bad bodies (.reason): the client backs off and
+    │                           tries again in place, up to genesys.max_attempts
+    ├── RetriesExhaustedError   the client gave up on one request after max_attempts (.last)
+    └── BatchNotDelivered       Kafka did not acknowledge every message of a page (.page_number, .failures)
 ```
 
-HTTP status codes are mapped onto this tree in exactly one place,
-`connector.genesys.client.classify_response`, and the retry policy lives only in
-`connector.genesys.ratelimit`. Errors carry their context as attributes (status, correlation id,
-window...) so logs and metrics can use them without parsing messages. No error message may contain a
-secret: build messages from ids, statuses and Genesys' own ErrorBody text only.
+The one policy for *how long* to wait before trying again is `connector.retry.RetryPolicy` (requests,
+token requests, startup checks, pass retries). HTTP status codes are mapped onto this tree in exactly one
+place, `connector.genesys.client.classify_response`. Control flow is not an error: Genesys' 400 "Pagination
+may not exceed 100000 results" becomes `connector.genesys.pagination.PaginationCapReached`, a signal the
+pager catches to split the window, outside this tree so no error handler can mistake it for a failure.
+
+Errors carry their context as attributes (status, correlation id, window...) so logs and metrics can use
+them without parsing messages. No error message may contain a secret: build messages from ids, statuses
+and Genesys' own ErrorBody text only.
 """
 
 from __future__ import annotations
 
 import errno
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # typing only: errors.py imports nothing of the connector at run time
+    from connector.state.progress import PassKey
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of every command (`run`, `check-config`, `status`...), one per error branch."""
+
+    OK = 0  #: stopped cleanly, or a bounded run finished
+    FATAL = 1  #: a FatalError (or a bug) stopped the worker
+    CONFIG = 2  #: a ConfigError: bad or missing settings, or bad command-line input
 
 
 class ConnectorError(Exception):
@@ -46,7 +63,11 @@ class ConfigError(ConnectorError):
 
 
 class FatalError(ConnectorError):
-    """The connector cannot continue; the checkpoint is left as it is so a restart resumes safely."""
+    """The connector cannot continue; the checkpoint is left as it is so a restart resumes safely.
+
+    Retrying cannot fix these (rejected credentials, a missing permission, a refused message, an unusable
+    checkpoint): the worker stops and exits 1 (`ExitCode.FATAL`).
+    """
 
 
 class ApiError(ConnectorError):
@@ -140,8 +161,17 @@ class StateDirectoryFullError(CheckpointError):
         )
 
 
+class BrokerError(FatalError):
+    """The embedded Kafka broker (`connector.testbed.broker`: tests, demo) could not be fetched or started."""
+
+
 class RetriableError(ConnectorError):
-    """Transient failure: the same operation may succeed if tried again later."""
+    """Transient failure: the same work may succeed if tried again later, so it is, never skipped.
+
+    The main loop retries a failed pass later (`connector.app`, a plain isinstance on this class); the
+    startup check waits and checks again (`connector.service`); the client retries the request-level
+    subclasses (429, unavailable) in place first. How long each waits: `connector.retry.RetryPolicy`.
+    """
 
 
 class RateLimitedError(RetriableError, ApiError):
@@ -160,32 +190,31 @@ class UpstreamUnavailableError(RetriableError, ApiError):
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 
-class PaginationCapError(RetriableError, ApiError):
-    """400 "Pagination may not exceed 100000 results": the window must be split, not retried as is."""
+class RetriesExhaustedError(RetriableError):
+    """The client gave up on one request after `genesys.max_attempts` failures; `last` is the final one.
 
-
-class PublishTimeoutError(RetriableError):
-    """flush() returned with messages still unacknowledged."""
-
-    def __init__(self, undelivered: int) -> None:
-        self.undelivered = undelivered
-        super().__init__(f"{undelivered} message(s) not acknowledged by Kafka in time")
-
-
-class RetriesExhaustedError(FatalError):
-    """A retriable failure persisted past the retry budget; `last` is the final underlying error."""
+    Retriable, one level up: the loop retries the whole pass later from its last acked page, the startup
+    check checks again later. Only the *request* gave up; the work is never skipped.
+    """
 
     def __init__(self, message: str, *, last: BaseException | None = None) -> None:
         self.last = last
         super().__init__(message if last is None else f"{message}: {last}")
 
 
-class BrokerError(FatalError):
-    """The embedded Kafka broker (`connector.testbed.broker`: tests, demo) could not be fetched or started."""
+class BatchNotDelivered(RetriableError):
+    """Kafka did not acknowledge every message of a page; the pass resumes from that page later.
 
+    `key` is the pass (a `connector.state.progress.PassKey`, None when following open conversations),
+    `failures` the librdkafka error of each undelivered message.
+    """
 
-class SkippableError(ConnectorError):
-    """A problem with one item that must be counted and logged but must not stop the pipeline."""
+    def __init__(self, key: PassKey | None, page_number: int, failures: list[str]) -> None:
+        self.key = key
+        self.page_number = page_number
+        self.failures = failures
+        sample = "; ".join(sorted(set(failures))[:3])
+        super().__init__(f"{len(failures)} message(s) of page {page_number} not delivered: {sample}")
 
 
 def describe_exception(exc: BaseException) -> str:

@@ -28,7 +28,8 @@ ENDPOINTS = ("details_query", "details_multiget", "oauth_token")
 #: `code`: the HTTP statuses the client handles distinctly (connector.genesys.client.classify_response), and
 #: "error" when no response arrived.
 RESPONSE_CODES = ("200", "400", "401", "403", "408", "429", "500", "502", "503", "504", "error")
-#: `reason` of a retry: RetryPolicy.reason() of a retriable error, and the client's 401 refresh-and-retry.
+#: `reason` of a retry: `connector.genesys.client.retry_reason()` of a retried error, and the client's 401
+#: refresh-and-retry.
 RETRY_REASONS = ("429", "5xx", "408", "timeout", "connection", "bad_body", "401")
 #: `result` of an OAuth token request (connector.genesys.auth).
 TOKEN_RESULTS = ("success", "rejected", "error")

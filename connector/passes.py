@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from connector.clock import Clock, SystemClock
-from connector.errors import DeliveryError, RetriableError
+from connector.errors import BatchNotDelivered, DeliveryError
 from connector.genesys.fetcher import Page, WindowFetcher
 from connector.kafka.publisher import DeliveryFailure, KafkaPublisher
 from connector.kafka.records import (
@@ -40,17 +40,6 @@ log = logging.getLogger(__name__)
 
 #: `genesys.pass` header and metric label of snapshots from following open conversations by id.
 FOLLOW_LABEL: Literal["open"] = "open"
-
-
-class BatchNotDelivered(RetriableError):
-    """Kafka did not acknowledge every message of a page; the pass resumes from that page later."""
-
-    def __init__(self, key: PassKey | None, page_number: int, failures: list[str]) -> None:
-        self.key = key
-        self.page_number = page_number
-        self.failures = failures
-        sample = "; ".join(sorted(set(failures))[:3])
-        super().__init__(f"{len(failures)} message(s) of page {page_number} not delivered: {sample}")
 
 
 @dataclass

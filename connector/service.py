@@ -11,7 +11,8 @@ Order matters and is chosen so that problems surface early and clearly, before a
 5. Genesys: one token and one cheap query (bad credentials / missing permission stop here);
 6. the main loop, under SIGTERM/SIGINT handlers that ask it to stop gracefully.
 
-Exit codes: 0 stopped cleanly or bounded run finished, 1 fatal error, 2 configuration error.
+Exit codes (`connector.errors.ExitCode`): 0 stopped cleanly or bounded run finished, 1 fatal error, 2
+configuration error.
 """
 
 from __future__ import annotations
@@ -28,13 +29,7 @@ from connector import __version__
 from connector.app import Connector, LoopSettings
 from connector.clock import Clock, SystemClock
 from connector.config import Settings
-from connector.errors import (
-    CheckpointError,
-    ConfigError,
-    ConnectorError,
-    RetriableError,
-    RetriesExhaustedError,
-)
+from connector.errors import CheckpointError, ConfigError, ConnectorError, ExitCode, RetriableError
 from connector.genesys.client import GenesysClient
 from connector.genesys.fetcher import WindowFetcher
 from connector.health import HealthServer, Heartbeat
@@ -43,6 +38,7 @@ from connector.librdkafka import producer_settings
 from connector.logs import process_redactor
 from connector.metrics import ConnectorMetrics
 from connector.passes import InFlightSnapshots, PassRunner
+from connector.retry import RetryPolicy
 from connector.secrets import Redactor, is_secret_name
 from connector.state.changes import ChangeStore
 from connector.state.checkpoint import CheckpointState, FileCheckpointStore, config_fingerprint
@@ -51,10 +47,6 @@ from connector.state.statedir import check_state_directory
 from connector.windows import WindowPlanner
 
 log = logging.getLogger(__name__)
-
-EXIT_OK = 0
-EXIT_FATAL = 1
-EXIT_CONFIG = 2
 
 
 @dataclass(frozen=True)
@@ -168,15 +160,15 @@ async def run_connector(
         return await _run(settings, options, clock, metrics, on_started, redactor)
     except ConfigError as exc:
         log.error("configuration error", extra={"error": str(exc)})
-        return EXIT_CONFIG
+        return ExitCode.CONFIG
     except ConnectorError as exc:
         log.error(
             "connector stopped on a fatal error", extra={"error": str(exc), "error_type": type(exc).__name__}
         )
-        return EXIT_FATAL
+        return ExitCode.FATAL
     except Exception as exc:  # the last line of defence: a redacted traceback, exit 1
         log.critical("connector stopped on an unexpected error (a bug)", exc_info=exc)
-        return EXIT_FATAL
+        return ExitCode.FATAL
 
 
 async def _run(
@@ -221,7 +213,7 @@ async def _run(
 
         client = GenesysClient(settings.genesys, clock=clock, metrics=metrics, secrets=redactor)
         stack.push_async_callback(client.aclose)
-        await _check_genesys(client, clock)
+        await _check_genesys(client, clock, RetryPolicy.for_requests(settings.genesys).unbounded())
 
         health.add_readiness_check("genesys_token", lambda: (client.tokens.has_valid_token(), "OAuth token"))
         health.add_readiness_check(
@@ -272,32 +264,34 @@ async def _run(
         if on_started is not None:
             on_started(connector)
         await connector.run()
-    return EXIT_OK
+    return ExitCode.OK
 
 
-async def _check_genesys(client: GenesysClient, clock: Clock) -> None:
+async def _check_genesys(client: GenesysClient, clock: Clock, policy: RetryPolicy) -> None:
     """One token and one cheap query before any data moves.
 
     Bad credentials or a missing permission are fatal (nothing a retry fixes); an unreachable or failing
-    API is retried with a growing delay, because exiting would only make Kubernetes restart us into the
-    same outage.
+    API (any `RetriableError`, typically the client's `RetriesExhaustedError`) is checked again after the
+    retry policy's delay, without an attempt limit, because exiting would only make Kubernetes restart us
+    into the same outage.
     """
-    delay = 2.0
+    failures = 0
     while True:
         try:
             await client.check_access()
             return
-        except (RetriableError, RetriesExhaustedError) as exc:
+        except RetriableError as exc:
+            failures += 1
+            delay = policy.delay_s(failures, exc)
             log.warning(
                 "Genesys API not usable yet; checking again",
                 extra={
-                    "retry_in_s": delay,
+                    "retry_in_s": round(delay, 1),
                     "error": str(exc),
                     "correlation_id": getattr(exc, "correlation_id", None),
                 },
             )
             await clock.sleep(delay)
-            delay = min(delay * 2, 60.0)
 
 
 def _install_signal_handlers(connector: Connector) -> None:

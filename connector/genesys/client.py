@@ -2,15 +2,17 @@
 
 Every call takes the same path: `Pacer.acquire` (budget, server window, shared 429 pause) -> bearer token
 -> concurrency semaphore (`max_concurrency`) -> send -> `Pacer.release` with the rate-limit headers ->
-`classify_response` -> on a retriable error, `RetryPolicy` decides (a 429 pauses every caller; other
-failures back off with full jitter) -> after `max_attempts`, `RetriesExhaustedError`.
+`classify_response` -> on a 429 or an unavailable upstream, the one retry policy (`connector.retry`) says
+how long to wait (a 429 waits its Retry-After in the pacer's pause, for every caller, and costs no
+attempt; other failures back off with full jitter) -> after `max_attempts`, `RetriesExhaustedError`.
 A 401 gets exactly one token refresh and retry. Metrics: `api_requests{endpoint,code}`,
 `api_request_duration_seconds{endpoint}`, `api_throttled`, `api_retry_after_seconds`, `api_retries{reason}`,
 `api_inflight_requests`. Failed calls log their `ININ-Correlation-Id`; nothing logs a token or the secret,
 and both (the Basic credentials and every bearer token) are reported to the injected `secrets` registry.
 
 HTTP outcomes are mapped onto `connector.errors` only here: `classify_response` (responses) and
-`classify_transport_error` (no response).
+`classify_transport_error` (no response). The pagination cap (400 "Pagination may not exceed...") is not
+an error but a signal to the pager, `PaginationCapReached`, raised here too.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from connector.errors import (
     ApiContractError,
     ApiError,
     AuthenticationError,
-    PaginationCapError,
     PermissionDeniedError,
     RateLimitedError,
     RetriesExhaustedError,
@@ -43,8 +44,10 @@ from connector.errors import (
     describe_exception,
 )
 from connector.genesys.auth import TokenProvider
-from connector.genesys.ratelimit import Pacer, RetryPolicy
+from connector.genesys.pagination import PaginationCapReached
+from connector.genesys.ratelimit import Pacer
 from connector.metrics import ConnectorMetrics
+from connector.retry import RetryPolicy
 from connector.secrets import SecretRegistry
 from connector.windows import Window
 
@@ -71,8 +74,8 @@ def classify_response(response: httpx.Response, *, endpoint: str) -> Any:
     2xx with a JSON body -> the body. 2xx with a truncated/non-JSON body -> UpstreamUnavailableError
     ("bad_body"). 429 -> RateLimitedError (Retry-After, else inin-ratelimit-reset). 408/5xx (HTML error pages
     included) -> UpstreamUnavailableError ("408"/"5xx"). 400 "Pagination may not exceed..." ->
-    PaginationCapError. 401 -> AuthenticationError. 403 -> PermissionDeniedError. Other statuses ->
-    ApiContractError with Genesys' ErrorBody message.
+    PaginationCapReached (a signal to the pager, not an error). 401 -> AuthenticationError. 403 ->
+    PermissionDeniedError. Other statuses -> ApiContractError with Genesys' ErrorBody message.
     """
     status = response.status_code
     correlation_id = response.headers.get(CORRELATION_HEADER)
@@ -101,7 +104,7 @@ def classify_response(response: httpx.Response, *, endpoint: str) -> Any:
         reason = "408" if status == 408 else "5xx"
         raise UpstreamUnavailableError(message or f"HTTP {status}", reason=reason, **ctx)
     if status == 400 and _PAGINATION_CAP_TEXT in (message or "").lower():
-        raise PaginationCapError(message or "pagination cap", **ctx)
+        raise PaginationCapReached(message or "pagination cap")
     if status == 401:
         raise AuthenticationError(message or "authentication required", **ctx)
     if status == 403:
@@ -122,6 +125,16 @@ def classify_transport_error(exc: httpx.RequestError, *, endpoint: str) -> Upstr
     else:
         reason = "connection"
     return UpstreamUnavailableError(describe_exception(exc), reason=reason, endpoint=endpoint)
+
+
+def retry_reason(error: ApiError) -> str:
+    """`reason` label of `api_retries_total` for a retried failure: `429`, or the unavailability's reason
+    (`5xx`, `408`, `timeout`, `connection`, `bad_body`); the 401 refresh-and-retry counts as `401`."""
+    if isinstance(error, RateLimitedError):
+        return "429"
+    if isinstance(error, UpstreamUnavailableError):
+        return error.reason
+    return type(error).__name__
 
 
 def _error_body(response: httpx.Response) -> tuple[str | None, str | None, str | None]:
@@ -200,9 +213,7 @@ class GenesysClient:
         self._clock = clock
         self._metrics = metrics
         self._pacer = pacer or Pacer.from_config(config, clock=clock, metrics=metrics)
-        self._retry = retry_policy or RetryPolicy.from_config(
-            config, rng=rng or random.Random(), metrics=metrics
-        )
+        self._retry = retry_policy or RetryPolicy.for_requests(config, rng=rng or random.Random())
         self._tokens = TokenProvider(
             client_id=config.client_id,
             request_token=self._request_token,
@@ -319,8 +330,8 @@ class GenesysClient:
         return result
 
     async def _call(self, request: _Request) -> Any:
-        """Send `request` until it succeeds, fails for good, or runs out of attempts."""
-        attempts = 0
+        """Send `request` until it succeeds, fails for good, or runs out of attempts (`RetryPolicy`)."""
+        failures = 0
         refreshed = False
         while True:
             try:
@@ -329,22 +340,20 @@ class GenesysClient:
                 if not request.authenticated or refreshed or exc.endpoint != request.endpoint:
                     raise
                 refreshed = True  # one refresh-and-retry per call; `_attempt` invalidated the token
-                self._retry.record_reason("401")
+                self._metrics.api_retries.labels("401").inc()
                 log.warning("%s: token rejected (401), retrying once with a fresh token", request.endpoint)
-            except ApiError as exc:
-                if not self._retry.is_retriable(exc):
-                    raise
+            except (RateLimitedError, UpstreamUnavailableError) as exc:
                 if self._retry.consumes_attempt(exc):
-                    attempts += 1
-                if not self._retry.should_retry(exc, attempts):
+                    failures += 1
+                if self._retry.gives_up(exc, failures):
                     raise RetriesExhaustedError(
-                        f"{request.endpoint}: giving up after {attempts} failed attempts", last=exc
+                        f"{request.endpoint}: giving up after {failures} failed attempts", last=exc
                     ) from exc
-                await self._wait_before_retry(request, exc, attempts)
+                await self._wait_before_retry(request, exc, failures)
 
-    async def _wait_before_retry(self, request: _Request, exc: ApiError, attempts: int) -> None:
-        delay = self._retry.delay_for(attempts, exc)
-        self._retry.record_retry(exc)
+    async def _wait_before_retry(self, request: _Request, exc: ApiError, failures: int) -> None:
+        delay = self._retry.delay_s(failures, exc)
+        self._metrics.api_retries.labels(retry_reason(exc)).inc()
         if isinstance(exc, RateLimitedError):
             self._pacer.pause_for(delay)  # every caller waits, not just this request
             log.info("%s: rate limited (429), pausing all calls for %.1fs: %s", request.endpoint, delay, exc)
@@ -352,7 +361,7 @@ class GenesysClient:
         log.warning(
             "%s: attempt %d/%d failed, retrying in %.1fs: %s",
             request.endpoint,
-            attempts,
+            failures,
             self._retry.max_attempts,
             delay,
             exc,

@@ -45,7 +45,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connector.clock import Clock
-from connector.errors import ApiContractError, PaginationCapError
+from connector.errors import ApiContractError
 from connector.metrics import ConnectorMetrics
 from connector.windows import Window
 
@@ -58,6 +58,18 @@ PAGINATION_CAP = 100_000
 SPLIT_RATIO = 0.8
 #: Windows shorter than this are never split (a window this dense cannot be paged completely anyway).
 MIN_SPLIT_LENGTH = timedelta(seconds=1)
+
+
+class PaginationCapReached(Exception):
+    """Control flow, not an error: the window holds more results than one query may page through.
+
+    Raised where that is learnt (the client's `classify_response` for Genesys' 400 "Pagination may not
+    exceed 100000 results", or `PagedQuery` itself when the next page would pass the cap) and caught only
+    by `PagedQuery`, which splits the window in halves. It is deliberately outside the `ConnectorError`
+    tree: no retry or failure handler may treat it as a failure; if it ever escaped the pager, the loop
+    would stop on it as a bug.
+    """
+
 
 QueryFunction = Callable[[Window, int], Awaitable[Mapping[str, Any]]]
 """Fetch page `page_number` of `window`; returns the query response (`conversations`, `totalHits`)."""
@@ -147,7 +159,7 @@ class PagedQuery:
     async def _page_window(self, window: Window, start_page: int, run: _Run) -> AsyncIterator[QueryPage]:
         try:
             first = await self._fetch(window, start_page)
-        except PaginationCapError as exc:
+        except PaginationCapReached as exc:
             async for page in self._split(window, run, reason=str(exc)):
                 yield page
             return
@@ -171,7 +183,7 @@ class PagedQuery:
                 async for response in self._rest(window, start_page + 1, last_expected):
                     delivered += len(response.conversations)
                     yield self._accept(window, response, run)
-            except PaginationCapError as exc:
+            except PaginationCapReached as exc:
                 async for page in self._split(window, run, reason=str(exc)):
                     yield page
                 return
@@ -197,7 +209,7 @@ class PagedQuery:
             )
         try:
             response = await self._fetch(window, probe)
-        except PaginationCapError as exc:
+        except PaginationCapReached as exc:
             return str(exc)
         if response.conversations:
             return f"totalHits={first.total_hits}, page {probe} holds conversations"
@@ -273,9 +285,8 @@ class PagedQuery:
     async def _fetch(self, window: Window, page: int) -> _Response:
         if page * self._page_size > self._cap:
             # Genesys would answer 400 "Pagination may not exceed 100000 results": save the request.
-            raise PaginationCapError(
-                f"page {page} x {self._page_size} would pass the {self._cap}-result cap",
-                endpoint="details_query",
+            raise PaginationCapReached(
+                f"page {page} x {self._page_size} would pass the {self._cap}-result cap"
             )
         body = await self._query(window, page)
         conversations = body.get("conversations") or []

@@ -1,6 +1,6 @@
-"""How fast we may call Genesys, what to do when told to slow down, and when to try again.
+"""How fast we may call Genesys, and what to do when told to slow down.
 
-Three pieces of pure logic on an injected `Clock` (the client wires them around every HTTP call):
+Pure logic on an injected `Clock` (the client wires it around every HTTP call):
 
 - `Pacer`: a token bucket that keeps this connector inside its share of the OAuth client's budget
   (`requests_per_minute`, refined by the `inin-ratelimit-allowed` header), with a small burst capacity so
@@ -10,12 +10,9 @@ Three pieces of pure logic on an injected `Clock` (the client wires them around 
 - The shared pause: a 429 pauses *every* caller, not just the request that got it, until `Retry-After`
   has elapsed. A `Retry-After` longer than `max_retry_after_s` (a daily limit) pauses the whole pipeline
   (`genesys_connector_paused` = 1, one WARNING saying until when) and it resumes by itself. Never a failure.
-- `RetryPolicy`: which errors are retried and after how long. Exponential backoff with full jitter
-  (`random(0, min(backoff_max_s, backoff_base_s * 2^(attempt-1)))`) for 5xx/408/timeouts/resets/bad
-  bodies, bounded by `max_attempts`. **429s do not consume attempts**: they are flow control, and their
-  wait is the server's `Retry-After` (else `inin-ratelimit-reset`, else 3 s) spent in the shared pause, so
-  a 429 storm slows the connector down but never turns into a failure. `PaginationCapError` is not retried
-  (the window is split instead).
+
+How long to wait after a failure (a 429's Retry-After included) is the one retry policy's business
+(`connector.retry`); the pacer only holds every caller for that long.
 """
 
 from __future__ import annotations
@@ -23,14 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import random
 from collections import deque
 from collections.abc import Mapping
 from datetime import timedelta
 
 from connector.clock import Clock
 from connector.config import GenesysSettings
-from connector.errors import PaginationCapError, RateLimitedError, RetriableError, UpstreamUnavailableError
 from connector.metrics import ConnectorMetrics
 
 log = logging.getLogger(__name__)
@@ -39,8 +34,6 @@ log = logging.getLogger(__name__)
 BURST_SECONDS = 2.0
 #: Length of the server's rate-limit window when the `inin-ratelimit-reset` header does not say otherwise.
 DEFAULT_WINDOW_S = 60.0
-#: Wait after a 429 that carries neither `Retry-After` nor `inin-ratelimit-reset` (Genesys SDKs use 3 s).
-DEFAULT_RETRY_AFTER_S = 3.0
 #: Token amounts (and waits) below this are rounding noise.
 _EPSILON = 1e-6
 #: Two observations whose reset instants are this close describe the same server window.
@@ -112,10 +105,6 @@ class Pacer:
     def requests_per_minute(self) -> float:
         """What this connector allows itself: budget x the current share."""
         return self.budget_per_minute * self._share
-
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
 
     def _capacity(self) -> float:
         """Burst size: a couple of seconds' worth, at least 1, at most half the per-minute allowance."""
@@ -241,14 +230,6 @@ class Pacer:
         self._update_utilization(now)
 
     # ------------------------------------------------------------------------------------- pause
-    @property
-    def paused_until(self) -> float:
-        """Monotonic instant until which every request waits (in the past when not paused)."""
-        return self._paused_until
-
-    def is_paused(self) -> bool:
-        return self._clock.monotonic() < self._paused_until
-
     def pause_for(self, seconds: float) -> None:
         """Hold every request for `seconds` (a 429's Retry-After). Extends, never shortens, a pause."""
         self.pause_until(self._clock.monotonic() + max(0.0, seconds))
@@ -275,77 +256,3 @@ class Pacer:
                 self._max_retry_after_s,
                 resume_wall.isoformat(timespec="seconds").replace("+00:00", "Z"),
             )
-
-
-class RetryPolicy:
-    """Which failures are retried, how long to wait first, and when to give up (see module docstring)."""
-
-    def __init__(
-        self,
-        *,
-        max_attempts: int,
-        backoff_base_s: float,
-        backoff_max_s: float,
-        rng: random.Random,
-        metrics: ConnectorMetrics,
-    ) -> None:
-        self.max_attempts = max_attempts
-        self._base = backoff_base_s
-        self._max = backoff_max_s
-        self._rng = rng
-        self._metrics = metrics
-
-    @classmethod
-    def from_config(
-        cls, config: GenesysSettings, *, rng: random.Random, metrics: ConnectorMetrics
-    ) -> RetryPolicy:
-        return cls(
-            max_attempts=config.max_attempts,
-            backoff_base_s=config.backoff_base_s,
-            backoff_max_s=config.backoff_max_s,
-            rng=rng,
-            metrics=metrics,
-        )
-
-    @staticmethod
-    def is_retriable(error: BaseException) -> bool:
-        """RetriableError subclasses, except the pagination cap (which needs a smaller window instead)."""
-        return isinstance(error, RetriableError) and not isinstance(error, PaginationCapError)
-
-    @staticmethod
-    def consumes_attempt(error: BaseException) -> bool:
-        """429s are flow control and do not use up the attempt budget; every other failure does."""
-        return not isinstance(error, RateLimitedError)
-
-    def should_retry(self, error: BaseException, attempts_used: int) -> bool:
-        """True if `error` may be retried after `attempts_used` budget-consuming failed attempts."""
-        if not self.is_retriable(error):
-            return False
-        return not self.consumes_attempt(error) or attempts_used < self.max_attempts
-
-    def delay_for(self, attempt: int, error: BaseException) -> float:
-        """Seconds to wait before retrying after failed attempt number `attempt` (1-based).
-
-        429: what the server asked (`retry_after_s`, else 3 s). Anything else: full jitter,
-        uniform in [0, min(backoff_max_s, backoff_base_s * 2^(attempt-1))].
-        """
-        if isinstance(error, RateLimitedError):
-            return error.retry_after_s if error.retry_after_s is not None else DEFAULT_RETRY_AFTER_S
-        ceiling = min(self._max, self._base * 2 ** max(0, attempt - 1))
-        return self._rng.uniform(0, ceiling)
-
-    def record_retry(self, error: BaseException) -> None:
-        """Count one retry by reason (`429`, `5xx`, `408`, `timeout`, `connection`, `bad_body`)."""
-        self.record_reason(self.reason(error))
-
-    def record_reason(self, reason: str) -> None:
-        """Count one retry with an explicit reason (the client's 401 refresh-and-retry uses `401`)."""
-        self._metrics.api_retries.labels(reason).inc()
-
-    @staticmethod
-    def reason(error: BaseException) -> str:
-        if isinstance(error, RateLimitedError):
-            return "429"
-        if isinstance(error, UpstreamUnavailableError):
-            return error.reason
-        return type(error).__name__

@@ -12,6 +12,8 @@ delays at a few hundredths of a second.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import random
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -21,10 +23,16 @@ from typing import Any
 
 import pytest
 
+from connector import app
 from connector.app import Connector, LoopSettings, catching_up
 from connector.clock import FakeClock
 from connector.config import load_config
-from connector.errors import PermissionDeniedError, RetriesExhaustedError, UpstreamUnavailableError
+from connector.errors import (
+    BatchNotDelivered,
+    PermissionDeniedError,
+    RetriesExhaustedError,
+    UpstreamUnavailableError,
+)
 from connector.genesys.fetcher import Page
 from connector.genesys.ratelimit import Pacer
 from connector.health import Heartbeat
@@ -32,6 +40,7 @@ from connector.kafka.publisher import BatchResult
 from connector.kafka.records import HEADER_PASS, OutboundMessage
 from connector.metrics import ConnectorMetrics
 from connector.passes import InFlightSnapshots, PassRunner
+from connector.retry import RetryPolicy
 from connector.state.changes import ChangeStore
 from connector.state.checkpoint import (
     CheckpointState,
@@ -418,13 +427,30 @@ def retry_loop() -> LoopSettings:
     return LoopSettings(retry_delay_s=RETRY_DELAY_S, retry_delay_max_s=1.0, checkpoint_interval_s=0.05)
 
 
-def test_pass_failing_with_a_retriable_error_is_retried_from_its_acked_page_with_backoff(
-    world: Callable[..., World],
+def seeded_pass_retries(monkeypatch: pytest.MonkeyPatch, seed: int) -> RetryPolicy:
+    """Make the loop's pass-retry policy draw from `Random(seed)`; returns a twin to predict its delays."""
+    rng = random.Random(seed)
+
+    def policy(settings: LoopSettings) -> RetryPolicy:
+        return RetryPolicy(
+            base_s=settings.retry_delay_s, max_s=settings.retry_delay_max_s, max_attempts=None, rng=rng
+        )
+
+    monkeypatch.setattr(app, "pass_retry_policy", policy)
+    return RetryPolicy(base_s=5.0, max_s=20.0, max_attempts=None, rng=random.Random(seed))
+
+
+def test_pass_failing_with_a_retriable_error_is_retried_from_its_acked_page_after_the_policy_delay(
+    world: Callable[..., World], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    twin = seeded_pass_retries(monkeypatch, seed=9)  # 2.3 s, then 3.7 s
     clock = SteppingClock(NOW, step_s=0.01)
     # One pass at a time and the failing window last: while it waits for its retry the loop is idle, so
     # the fake time between attempts is the back-off and nothing else.
-    loop = replace(retry_loop(), max_parallel_passes=1, live_parallel_passes=1)
+    # Delays of seconds: far above the ~0.2 fake seconds a page and the loop's own clock reads take.
+    loop = replace(
+        retry_loop(), max_parallel_passes=1, live_parallel_passes=1, retry_delay_s=5.0, retry_delay_max_s=20.0
+    )
     w = world(clock=clock, loop=loop)
     broken = WINDOWS[3]
     w.fetcher.failures[(broken.start, 0)] = deque(
@@ -435,8 +461,9 @@ def test_pass_failing_with_a_retriable_error_is_retried_from_its_acked_page_with
 
     attempts = w.calls_for(broken, 0)
     assert [c.start_page for c in attempts] == [1, 2, 2], "retried from the page after the last acked one"
-    assert attempts[1].mono - attempts[0].mono >= RETRY_DELAY_S
-    assert attempts[2].mono - attempts[1].mono >= 2 * RETRY_DELAY_S, "the back-off doubles"
+    first, second = twin.delay_s(1), twin.delay_s(2)  # full jitter below 5 s, then below 10 s
+    assert first <= attempts[1].mono - attempts[0].mono <= first + 0.5
+    assert second <= attempts[2].mono - attempts[1].mono <= second + 0.5
     state = w.checkpoint()
     assert state.watermark == END
     assert state.rescans == []
@@ -449,6 +476,27 @@ def test_pass_failing_with_a_retriable_error_is_retried_from_its_acked_page_with
     assert "status=503" in state.last_error.message
 
 
+def test_pass_retry_delays_are_full_jitter_below_the_doubling_ceiling(world: Callable[..., World]) -> None:
+    """Without a seed: each retry waits anywhere in [0, min(max, base * 2^(n-1))], never more."""
+    clock = SteppingClock(NOW, step_s=0.01)
+    loop = replace(
+        retry_loop(), max_parallel_passes=1, live_parallel_passes=1, retry_delay_s=1.0, retry_delay_max_s=4.0
+    )
+    w = world(clock=clock, loop=loop)
+    broken = WINDOWS[3]
+    w.fetcher.failures[(broken.start, 0)] = deque(
+        (1, UpstreamUnavailableError("down", reason="5xx", status=503)) for _ in range(5)
+    )
+
+    w.run()
+
+    times = [c.mono for c in w.calls_for(broken, 0)]
+    assert len(times) == 6
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    for gap, ceiling in zip(gaps, [1.0, 2.0, 4.0, 4.0, 4.0], strict=True):
+        assert 0 < gap <= ceiling + 0.5  # a page and the loop's clock reads take ~0.2 fake seconds
+
+
 def test_retries_exhausted_in_a_pass_is_retried_not_fatal(world: Callable[..., World]) -> None:
     clock = SteppingClock(NOW, step_s=0.01)
     w = world(clock=clock, loop=retry_loop(), WINDOWS__RESCAN_DELAYS="[]")
@@ -459,6 +507,18 @@ def test_retries_exhausted_in_a_pass_is_retried_not_fatal(world: Callable[..., W
     w.run()
 
     assert [c.start_page for c in w.calls_for(WINDOWS[0], 0)] == [1, 1]
+    assert w.checkpoint().watermark == END
+
+
+def test_a_page_kafka_did_not_acknowledge_is_retried_not_fatal(world: Callable[..., World]) -> None:
+    clock = SteppingClock(NOW, step_s=0.01)
+    w = world(clock=clock, loop=retry_loop(), WINDOWS__RESCAN_DELAYS="[]")
+    undelivered = BatchNotDelivered(None, 1, ["Message timed out"])
+    w.fetcher.failures[(WINDOWS[1].start, 0)] = deque([(1, undelivered)])
+
+    w.run()
+
+    assert [c.start_page for c in w.calls_for(WINDOWS[1], 0)] == [1, 1]
     assert w.checkpoint().watermark == END
 
 

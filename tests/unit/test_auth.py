@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ from connector.errors import ApiContractError, AuthenticationError, RetriesExhau
 from connector.genesys.auth import TokenProvider
 from connector.genesys.client import GenesysClient
 from connector.metrics import ConnectorMetrics
+from connector.retry import RetryPolicy
 from connector.secrets import Redactor
 
 SECRET = "very-secret-client-secret"
@@ -234,6 +236,42 @@ def test_token_endpoint_outage_is_retried_then_reported() -> None:
         asyncio.run(scenario())
     assert sample(metrics, "api_requests_total", {"endpoint": "oauth_token", "code": "503"}) == 3
     assert sample(metrics, "oauth_token_requests_total", {"result": "error"}) == 1
+
+
+def test_token_requests_back_off_with_the_one_retry_policy() -> None:
+    """The token request takes the client's retry path: the policy's jittered waits, a 429's Retry-After."""
+    clock, metrics = FakeClock(), ConnectorMetrics()
+    script = [
+        httpx.Response(503, text="<html>down</html>"),
+        httpx.Response(429, json={"message": "slow"}, headers={"Retry-After": "9"}),
+        httpx.Response(502, text="bad gateway"),
+    ]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/token" and script:
+            return script.pop(0)
+        if request.url.path == "/oauth/token":
+            return httpx.Response(200, json={"access_token": "tok", "expires_in": 86399})
+        return httpx.Response(200, json={"conversations": [], "totalHits": 0})
+
+    async def scenario() -> None:
+        async with GenesysClient(
+            settings(),
+            clock=clock,
+            metrics=metrics,
+            transport=httpx.MockTransport(handler),
+            retry_policy=RetryPolicy(base_s=4.0, max_s=8.0, max_attempts=3, rng=random.Random(5)),
+        ) as client:
+            await client.query_details({})
+
+    start = clock.monotonic()
+    asyncio.run(scenario())
+    expected = RetryPolicy(base_s=4.0, max_s=8.0, max_attempts=3, rng=random.Random(5))
+    first, second = expected.delay_s(1), expected.delay_s(2)  # the 429 used no attempt: 503 is 1, 502 is 2
+    assert [s for s in clock.slept if s > 0] == pytest.approx([first, 9.0, second])
+    assert clock.monotonic() - start == pytest.approx(first + 9.0 + second)
+    assert sample(metrics, "oauth_token_requests_total", {"result": "success"}) == 1
+    assert sample(metrics, "api_retries_total", {"reason": "429"}) == 1
 
 
 def test_every_token_and_the_basic_credentials_are_registered_as_secrets() -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from connector.cli import EXIT_CONFIG, EXIT_OK, main
+from connector.cli import main
+from connector.errors import ExitCode
 
 SECRET = "cli-Client-S3cret-never-printed"
 OAUTH_CONFIG = "principal=admin cli-oauthbearer-s3cret"
@@ -76,7 +77,7 @@ def test_check_config_exits_2_on_what_run_rejects(
     expected: str,
 ) -> None:
     path = _config(tmp_path, listener.getsockname()[1], kafka=kafka_yaml)
-    assert main(["check-config", "--config", str(path)]) == EXIT_CONFIG
+    assert main(["check-config", "--config", str(path)]) == ExitCode.CONFIG
     err = capsys.readouterr().err
     assert expected in err
     assert SECRET not in err
@@ -96,13 +97,13 @@ def test_check_config_page_size_and_checkpoint_file(
         path = _config(tmp_path, port)
         (tmp_path / "state").write_text("a file")
         expected = f"checkpoint.directory: {tmp_path / 'state'} is not a directory"
-    assert main(["check-config", "--config", str(path)]) == EXIT_CONFIG
+    assert main(["check-config", "--config", str(path)]) == ExitCode.CONFIG
     assert expected in capsys.readouterr().err
     _assert_no_connection(listener)
 
 
 def test_check_config_without_any_configuration(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check-config"]) == EXIT_CONFIG
+    assert main(["check-config"]) == ExitCode.CONFIG
     assert "no configuration file given" in capsys.readouterr().err
 
 
@@ -111,7 +112,7 @@ def test_check_config_prints_secret_extra_values_masked(
 ) -> None:
     extra = f"  extra:\n    sasl.oauthbearer.config: '{OAUTH_CONFIG}'\n    linger.ms: 7\n"
     path = _config(tmp_path, listener.getsockname()[1], kafka=extra)
-    assert main(["check-config", "--config", str(path)]) == EXIT_OK
+    assert main(["check-config", "--config", str(path)]) == ExitCode.OK
     out = capsys.readouterr().out
     assert OAUTH_CONFIG not in out
     assert SECRET not in out
@@ -125,7 +126,7 @@ def test_status_needs_only_the_checkpoint_directory(
 ) -> None:
     path = tmp_path / "status.yaml"
     path.write_text(f"checkpoint:\n  directory: {tmp_path / 'state'}\n")
-    assert main(["status", "--json", "--config", str(path)]) == EXIT_OK
+    assert main(["status", "--json", "--config", str(path)]) == ExitCode.OK
     report = orjson.loads(capsys.readouterr().out)
     assert report["checkpoint_directory"] == str(tmp_path / "state")
     assert "no checkpoint yet" in report["state"]

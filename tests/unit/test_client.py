@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import random
 import socket
 import struct
 import threading
@@ -20,7 +21,7 @@ from connector.config import GenesysSettings
 from connector.errors import (
     ApiContractError,
     AuthenticationError,
-    PaginationCapError,
+    ConnectorError,
     PermissionDeniedError,
     RateLimitedError,
     RetriesExhaustedError,
@@ -28,7 +29,9 @@ from connector.errors import (
     describe_exception,
 )
 from connector.genesys.client import GenesysClient, classify_response, classify_transport_error
+from connector.genesys.pagination import PaginationCapReached
 from connector.metrics import ConnectorMetrics
+from connector.retry import RetryPolicy
 
 SECRET = "client-secret-never-logged"
 TOKEN_PREFIX = "bearer-token-never-logged-"
@@ -84,6 +87,7 @@ def run_client(
     *,
     clock: FakeClock | None = None,
     metrics: ConnectorMetrics | None = None,
+    retry_policy: RetryPolicy | None = None,
     **overrides: Any,
 ) -> Any:
     async def main() -> Any:
@@ -92,6 +96,7 @@ def run_client(
             clock=clock or FakeClock(),
             metrics=metrics or ConnectorMetrics(),
             transport=httpx.MockTransport(handler),
+            retry_policy=retry_policy,
         ) as client:
             return await action(client)
 
@@ -138,11 +143,6 @@ def test_2xx_with_json_is_the_body() -> None:
         (response(503, {"message": "Service Unavailable"}), UpstreamUnavailableError, {"reason": "5xx"}),
         (response(504, {"message": "The request timed out."}), UpstreamUnavailableError, {"reason": "5xx"}),
         (response(408, {"message": "timeout"}), UpstreamUnavailableError, {"reason": "408"}),
-        (
-            response(400, {"message": "Pagination may not exceed 100000 results", "code": "bad.request"}),
-            PaginationCapError,
-            {"status": 400, "code": "bad.request"},
-        ),
         (
             response(
                 400, {"message": "interval is invalid", "code": "invalid.value"}, ININ_Correlation_Id="corr-9"
@@ -325,11 +325,42 @@ def test_fatal_errors_are_not_retried() -> None:
         assert len(fake.api_requests) == 1
 
 
-def test_pagination_cap_is_raised_for_the_caller_to_split() -> None:
+def test_pagination_cap_is_a_signal_for_the_pager_not_an_error() -> None:
     fake = FakeGenesys([response(400, {"message": "Pagination may not exceed 100000 results"})])
-    with pytest.raises(PaginationCapError):
+    with pytest.raises(PaginationCapReached) as info:
         run_client(fake, lambda c: c.query_details({}))
+    assert not isinstance(info.value, ConnectorError)  # no retry or failure handler can take it for one
+    assert "Pagination may not exceed" in str(info.value)
     assert len(fake.api_requests) == 1
+
+
+def test_request_retries_wait_what_the_one_retry_policy_says() -> None:
+    clock = FakeClock()
+    fake = FakeGenesys([response(503, text="unavailable")] * 3)
+    policy = RetryPolicy(base_s=2.0, max_s=5.0, max_attempts=4, rng=random.Random(11))
+    expected = RetryPolicy(base_s=2.0, max_s=5.0, max_attempts=4, rng=random.Random(11))
+    result = run_client(fake, lambda c: c.query_details({}), clock=clock, retry_policy=policy)
+    assert result["totalHits"] == 1
+    assert [s for s in clock.slept if s > 0] == [expected.delay_s(n) for n in (1, 2, 3)]
+
+
+def test_the_request_policy_defaults_to_the_genesys_settings() -> None:
+    clock = FakeClock()
+    fake = FakeGenesys([response(503, text="unavailable")] * 10)
+    with pytest.raises(RetriesExhaustedError):
+        run_client(fake, lambda c: c.query_details({}), clock=clock, max_attempts=6, backoff_max_s=3)
+    backoffs = [s for s in clock.slept if s > 0]
+    assert len(fake.api_requests) == 6  # genesys.max_attempts
+    assert len(backoffs) == 5
+    assert all(0 <= s <= 3 for s in backoffs)  # genesys.backoff_max_s bounds every wait
+
+
+def test_an_absurd_retry_after_is_capped_at_a_day() -> None:
+    clock = FakeClock()
+    fake = FakeGenesys([response(429, {"message": "slow"}, Retry_After="999999999")])
+    start = clock.monotonic()
+    assert run_client(fake, lambda c: c.query_details({}), clock=clock)["totalHits"] == 1
+    assert clock.monotonic() - start == pytest.approx(86_400)
 
 
 def test_a_429_storm_slows_down_but_never_fails() -> None:

@@ -12,8 +12,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from connector import passes
 from connector.genesys import client
-from connector.genesys.client import classify_response, classify_transport_error
-from connector.genesys.ratelimit import RetryPolicy
+from connector.genesys.client import classify_response, classify_transport_error, retry_reason
 from connector.metrics import (
     ENDPOINTS,
     FOLLOW_LABEL,
@@ -127,5 +126,5 @@ def test_every_retry_reason_the_client_records_is_enumerated() -> None:
             httpx.DecodingError("bad gzip", request=request),
         )
     ]
-    reasons = {RetryPolicy.reason(exc) for exc in retriable} | {"401"}  # the client's refresh-and-retry
+    reasons = {retry_reason(exc) for exc in retriable} | {"401"}  # the client's refresh-and-retry
     assert reasons == set(RETRY_REASONS)

@@ -12,8 +12,14 @@ from typing import Any
 import pytest
 
 from connector.clock import FakeClock
-from connector.errors import ApiContractError, PaginationCapError, UpstreamUnavailableError
-from connector.genesys.pagination import PagedQuery, QueryPage, estimate_disagrees, may_prefetch
+from connector.errors import ApiContractError, UpstreamUnavailableError
+from connector.genesys.pagination import (
+    PagedQuery,
+    PaginationCapReached,
+    QueryPage,
+    estimate_disagrees,
+    may_prefetch,
+)
 from connector.metrics import ConnectorMetrics
 from connector.windows import Window
 
@@ -71,7 +77,7 @@ class FakeQuery:
             for _ in range(3):
                 await asyncio.sleep(0)
             if self.cap_error_at is not None and page >= self.cap_error_at:
-                raise PaginationCapError("Pagination may not exceed 100000 results", status=400)
+                raise PaginationCapReached("Pagination may not exceed 100000 results")
             if page == self.fail_page:
                 raise UpstreamUnavailableError("boom", reason="5xx")
             rows = self.matching(window)
@@ -354,7 +360,7 @@ def test_split_on_a_pagination_cap_error_without_losing_or_repeating() -> None:
 
     async def capped(window: Window, page: int) -> Mapping[str, Any]:
         if window == WINDOW and page >= 4:
-            raise PaginationCapError("Pagination may not exceed 100000 results", status=400)
+            raise PaginationCapReached("Pagination may not exceed 100000 results")
         return await query(window, page)
 
     pager = PagedQuery(capped, page_size=10, concurrency=2, clock=FakeClock(), metrics=metrics)
@@ -419,7 +425,7 @@ def test_a_pagination_cap_error_on_the_probe_splits() -> None:
 
     async def capped(window: Window, page: int) -> Mapping[str, Any]:
         if page > 5:  # this server's cap is lower than ours
-            raise PaginationCapError("Pagination may not exceed 50 results", status=400)
+            raise PaginationCapReached("Pagination may not exceed 50 results")
         return await query(window, page)
 
     pager = PagedQuery(capped, page_size=10, concurrency=4, clock=FakeClock(), metrics=metrics)

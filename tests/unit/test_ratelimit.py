@@ -1,23 +1,16 @@
-"""Pacing (budget, server headers), the shared 429 pause, and the retry policy; all on a FakeClock."""
+"""Pacing (budget, server headers) and the shared 429 pause, on a FakeClock (retry waits: test_retry.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable
 from typing import Any
 
 import pytest
 
 from connector.clock import FakeClock
-from connector.errors import (
-    ApiContractError,
-    PaginationCapError,
-    RateLimitedError,
-    UpstreamUnavailableError,
-)
-from connector.genesys.ratelimit import DEFAULT_RETRY_AFTER_S, Pacer, RetryPolicy
+from connector.genesys.ratelimit import Pacer
 from connector.metrics import ConnectorMetrics
 
 
@@ -214,7 +207,6 @@ def test_a_pause_blocks_every_caller() -> None:
     pacer = make_pacer(clock, metrics)
     start = clock.monotonic()
     pacer.pause_for(10)
-    assert pacer.is_paused()
 
     async def scenario() -> list[float]:
         times: list[float] = []
@@ -236,12 +228,16 @@ def test_a_pause_blocks_every_caller() -> None:
 def test_pauses_extend_but_never_shorten() -> None:
     clock, metrics = FakeClock(), ConnectorMetrics()
     pacer = make_pacer(clock, metrics)
+    start = clock.monotonic()
     pacer.pause_for(30)
-    until = pacer.paused_until
-    pacer.pause_for(5)
-    assert pacer.paused_until == until
-    pacer.pause_for(60)
-    assert pacer.paused_until > until
+    pacer.pause_for(5)  # a shorter pause does not end the longer one early
+    run(pacer.acquire())
+    assert clock.monotonic() - start == pytest.approx(30)
+    pacer.release()
+    pacer.pause_for(30)
+    pacer.pause_for(60)  # a longer one extends it
+    run(pacer.acquire())
+    assert clock.monotonic() - start == pytest.approx(90)
 
 
 def test_a_long_retry_after_pauses_the_pipeline_and_resumes_by_itself(
@@ -269,107 +265,12 @@ def test_a_long_retry_after_pauses_the_pipeline_and_resumes_by_itself(
     assert "resuming" in caplog.records[-1].getMessage()
 
 
-# ---------------------------------------------------------------------------------------- retry policy
-
-
-def policy(metrics: ConnectorMetrics, *, attempts: int = 6, seed: int = 1) -> RetryPolicy:
-    return RetryPolicy(
-        max_attempts=attempts,
-        backoff_base_s=1.0,
-        backoff_max_s=60.0,
-        rng=random.Random(seed),
-        metrics=metrics,
-    )
-
-
-def test_backoff_is_full_jitter_under_an_exponential_ceiling() -> None:
-    retry = policy(ConnectorMetrics())
-    error = UpstreamUnavailableError("boom", reason="5xx")
-    for attempt, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (5, 16.0), (7, 60.0), (30, 60.0)]:
-        delays = [retry.delay_for(attempt, error) for _ in range(400)]
-        assert all(0 <= d <= ceiling for d in delays)
-        assert min(delays) < 0.05 * ceiling  # full jitter: close to zero happens...
-        assert max(delays) > 0.95 * ceiling  # ...and so does close to the ceiling
-
-
-def test_backoff_is_reproducible_with_the_injected_random() -> None:
-    error = UpstreamUnavailableError("boom", reason="timeout")
-    a = [policy(ConnectorMetrics(), seed=7).delay_for(3, error) for _ in range(3)]
-    b = [policy(ConnectorMetrics(), seed=7).delay_for(3, error) for _ in range(3)]
-    assert a == b
-
-
-def test_attempts_are_bounded_but_429s_do_not_use_them_up() -> None:
-    retry = policy(ConnectorMetrics(), attempts=3)
-    upstream = UpstreamUnavailableError("boom", reason="5xx")
-    assert retry.should_retry(upstream, 1)
-    assert retry.should_retry(upstream, 2)
-    assert not retry.should_retry(upstream, 3)
-    throttled = RateLimitedError("slow down", retry_after_s=5)
-    assert not retry.consumes_attempt(throttled)
-    assert retry.should_retry(throttled, 3)
-    assert retry.should_retry(throttled, 1000)
-
-
-@pytest.mark.parametrize(
-    ("error", "retriable"),
-    [
-        (UpstreamUnavailableError("x", reason="5xx"), True),
-        (RateLimitedError("x", retry_after_s=None), True),
-        (PaginationCapError("Pagination may not exceed 100000 results"), False),
-        (ApiContractError("bad request"), False),
-        (ValueError("not ours"), False),
-    ],
-)
-def test_which_errors_are_retried(error: Exception, retriable: bool) -> None:
-    assert RetryPolicy.is_retriable(error) is retriable
-    assert policy(ConnectorMetrics()).should_retry(error, 0) is retriable
-
-
-def test_a_429_waits_what_the_server_asked() -> None:
-    retry = policy(ConnectorMetrics())
-    assert retry.delay_for(1, RateLimitedError("x", retry_after_s=42)) == 42
-    assert retry.delay_for(9, RateLimitedError("x", retry_after_s=None)) == DEFAULT_RETRY_AFTER_S
-
-
-def test_retries_are_counted_by_reason() -> None:
-    metrics = ConnectorMetrics()
-    retry = policy(metrics)
-    retry.record_retry(RateLimitedError("x", retry_after_s=1))
-    retry.record_retry(UpstreamUnavailableError("x", reason="timeout"))
-    retry.record_retry(UpstreamUnavailableError("x", reason="timeout"))
-    retry.record_reason("401")
-    assert gauge(metrics, "api_retries_total", {"reason": "429"}) == 1
-    assert gauge(metrics, "api_retries_total", {"reason": "timeout"}) == 2
-    assert gauge(metrics, "api_retries_total", {"reason": "401"}) == 1
-
-
-def test_from_config_uses_the_settings() -> None:
-    from connector.config import load_config
-
-    settings = load_config(
-        None,
-        environ={
-            "GENESYS_CONNECTOR__GENESYS__CLIENT_ID": "a",
-            "GENESYS_CONNECTOR__GENESYS__CLIENT_SECRET": "b",
-            "GENESYS_CONNECTOR__GENESYS__REGION": "us_east_1",
-            "GENESYS_CONNECTOR__GENESYS__REQUESTS_PER_MINUTE": "200",
-            "GENESYS_CONNECTOR__GENESYS__BUDGET_SHARE": "0.5",
-            "GENESYS_CONNECTOR__GENESYS__MAX_ATTEMPTS": "2",
-        },
-    )
-    metrics = ConnectorMetrics()
-    pacer = Pacer.from_config(settings.genesys, clock=FakeClock(), metrics=metrics)
-    assert pacer.requests_per_minute == 100
-    retry = RetryPolicy.from_config(settings.genesys, rng=random.Random(0), metrics=metrics)
-    assert retry.max_attempts == 2
-
-
 def test_requests_outside_the_api_limit_teach_nothing() -> None:
     clock, metrics = FakeClock(), ConnectorMetrics()
     pacer = make_pacer(clock, metrics, rpm=300)
     run(pacer.acquire())
-    assert pacer.in_flight == 1
     pacer.release({"inin-ratelimit-allowed": "5", "inin-ratelimit-count": "5"}, api_limited=False)
-    assert pacer.in_flight == 0
     assert pacer.budget_per_minute == 300
+    before = clock.monotonic()
+    run(pacer.acquire())  # neither "5 of 5 used" nor a request still counted in flight holds this one
+    assert clock.monotonic() == before
