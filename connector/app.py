@@ -236,9 +236,10 @@ class Connector:
         """How long the loop may sleep: until the next retry, re-scan or window, capped for housekeeping."""
         st, now = self._state, self._clock.now()
         candidates = [self._settings.checkpoint_interval_s if st.dirty else 5.0, self._pruning.next_in_s()]
-        retry = st.retries.next_retry()
+        mono = self._clock.monotonic()
+        retry = st.retries.next_retry(mono)
         if retry is not None:
-            candidates.append(retry - self._clock.monotonic())
+            candidates.append(retry - mono)
         dues = [self._progress.next_rescan_due()]
         if st.follow_task is None:  # while one runs, its end wakes the loop
             dues.append(self._progress.open.next_due())

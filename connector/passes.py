@@ -22,7 +22,7 @@ from typing import Any, Literal, Protocol
 
 from connector.clock import Clock, SystemClock
 from connector.errors import DeliveryError, RetriableError
-from connector.genesys.fetcher import Page
+from connector.genesys.fetcher import Page, RequestTally
 from connector.kafka.publisher import BatchResult, DeliveryFailure
 from connector.kafka.records import (
     OutboundMessage,
@@ -52,7 +52,7 @@ class PageSource(Protocol):
         pass_no: int,
         *,
         start_page: int = 1,
-        on_request: Callable[[], None] | None = None,
+        tally: RequestTally | None = None,
     ) -> AsyncIterator[Page]: ...
 
     async def follow_open(self, ids: Sequence[str]) -> list[dict[str, Any]]: ...
@@ -160,19 +160,27 @@ class PassRunner:
 
     async def run(self, key: PassKey, *, start_page: int, should_stop: Callable[[], bool]) -> bool:
         """Fetch and publish the pass from `start_page`; True when complete, False when stopped early."""
-        async for page in self._fetcher.fetch(
-            key.window, key.pass_no, start_page=start_page, on_request=lambda: self._count_request(key)
-        ):
-            await self._handle_page(key, page)
-            if should_stop():
-                return False
+        tally, counted = RequestTally(), 0
+        try:
+            async for page in self._fetcher.fetch(
+                key.window, key.pass_no, start_page=start_page, tally=tally
+            ):
+                counted = self._count_requests(key, tally.count, counted)
+                await self._handle_page(key, page)
+                if should_stop():
+                    return False
+        finally:  # the requests after the last page (the empty one), or of a pass that failed
+            self._count_requests(key, tally.count, counted)
         self._progress.complete(key)
         self._metrics.windows_completed.labels(key.label).inc()
         return True
 
-    def _count_request(self, key: PassKey) -> None:
-        self._metrics.query_requests.labels(key.label).inc()
-        self._progress.add_stat(f"query_requests_pass_{key.pass_no}", 1)
+    def _count_requests(self, key: PassKey, made: int, counted: int) -> int:
+        """Account the pass's requests made since the last count (`made - counted`); returns `made`."""
+        if made > counted:
+            self._metrics.query_requests.labels(key.label).inc(made - counted)
+            self._progress.add_stat(f"query_requests_pass_{key.pass_no}", made - counted)
+        return made
 
     async def _handle_page(self, key: PassKey, page: Page) -> None:
         label = key.label

@@ -35,7 +35,7 @@ from connector.state.statedir import disk_full_error
 CHANGES_FILE = "changes.sqlite3"
 SCHEMA_VERSION = 1
 _CHUNK = 500  # ids per IN (...) query; well under SQLite's bound-parameter limit
-_PRUNE_CHUNK = 5_000  # rows deleted per transaction by prune(): bounds how long a writer waits for it
+_PRUNE_CHUNK = 1_000  # rows per prune transaction: a writer waits ~5 ms at most (bench/prune.py)
 _REBUILD_HINT = "move the file aside to rebuild it (that only re-publishes each conversation once)"
 _CORRUPT_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 

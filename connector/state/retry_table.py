@@ -55,7 +55,9 @@ class RetryTable:
         """Unpark `key` to start it; returns the page to resume at."""
         return self._parked.pop(key).page
 
-    def next_retry(self) -> float | None:
-        """The earliest future retry time among the parked passes (None when none is backing off)."""
-        dues = [p.due for p in self._parked.values() if p.due != float("-inf")]
-        return min(dues, default=None)
+    def next_retry(self, mono: float) -> float | None:
+        """The earliest retry time after `mono` among the parked passes (None when none is backing off).
+
+        Passes already ready but waiting for a free slot are not counted: a finishing pass wakes the loop.
+        """
+        return min((p.due for p in self._parked.values() if p.due > mono), default=None)

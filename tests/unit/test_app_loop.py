@@ -29,7 +29,7 @@ from connector.app import Connector, LoopSettings, catching_up
 from connector.clock import FakeClock
 from connector.config import load_config
 from connector.errors import PermissionDeniedError, RetriesExhaustedError, UpstreamUnavailableError
-from connector.genesys.fetcher import Page
+from connector.genesys.fetcher import Page, RequestTally
 from connector.genesys.ratelimit import Pacer
 from connector.health import Heartbeat
 from connector.kafka.publisher import BatchResult
@@ -150,7 +150,7 @@ class GridFetcher:
         pass_no: int,
         *,
         start_page: int = 1,
-        on_request: Callable[[], None] | None = None,
+        tally: RequestTally | None = None,
     ) -> AsyncIterator[Page]:
         self.calls.append(Call(window, pass_no, start_page, self._mono()))
         if self.on_fetch is not None:
@@ -164,16 +164,16 @@ class GridFetcher:
                 if number < start_page:
                     continue
                 await asyncio.sleep(0)
-                if on_request is not None:
-                    on_request()
+                if tally is not None:
+                    tally.count += 1
                 if failure is not None and failure[0] == number:
                     raise failure[1]
                 if self.gate is not None and number >= self.gate_page:
                     self.waiting.add((window, pass_no))
                     await self.gate.wait()
                 yield Page(window, pass_no, number, chunk, self.clock.now(), None, window)
-            if on_request is not None:
-                on_request()
+            if tally is not None:
+                tally.count += 1
         finally:
             self.active -= 1
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from connector.errors import DeliveryError, FatalError
-from connector.genesys.fetcher import Page
+from connector.genesys.fetcher import Page, RequestTally
 from connector.kafka.publisher import BatchResult, DeliveryFailure
 from connector.kafka.records import (
     HEADER_CONTENT_HASH,
@@ -59,7 +59,7 @@ def page(number: int, records: list[dict[str, Any]], *, at: datetime, pass_no: i
 
 
 class FakeFetcher:
-    """Yields the given pages per pass number, one `on_request` per page plus one for the final empty page."""
+    """Yields the given pages per pass number; counts a request per page and one for the final empty page."""
 
     def __init__(self, pages: dict[int, list[Page]]) -> None:
         self.pages = pages
@@ -72,18 +72,18 @@ class FakeFetcher:
         pass_no: int,
         *,
         start_page: int = 1,
-        on_request: Callable[[], None] | None = None,
+        tally: RequestTally | None = None,
     ) -> AsyncIterator[Page]:
         self.calls.append((window, pass_no, start_page))
         for p in self.pages.get(pass_no, []):
             if p.page_number < start_page:
                 continue
-            if on_request is not None:
-                on_request()
+            if tally is not None:
+                tally.count += 1
             await asyncio.sleep(0)
             yield p
-        if on_request is not None:
-            on_request()
+        if tally is not None:
+            tally.count += 1
 
     async def follow_open(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Current versions by id (multi-get): whatever the test put in `by_id`, for the ids asked."""

@@ -20,15 +20,16 @@ def test_parked_passes_are_ready_at_once_in_parking_order_and_taken_with_their_p
     assert list(t.ready(0.0)) == [B, A]
     assert t.take(B) == 3
     assert list(t.ready(0.0)) == [A]
-    assert t.next_retry() is None, "nothing is backing off"
+    assert t.next_retry(0.0) is None, "nothing is backing off"
 
 
 def test_a_failed_pass_waits_for_its_retry_time_and_counts_failures_until_it_succeeds() -> None:
     t = RetryTable()
     t.failed(A, 2, retry_at=10.0)
     assert list(t.ready(9.9)) == []
-    assert t.next_retry() == 10.0
+    assert t.next_retry(9.9) == 10.0
     assert list(t.ready(10.0)) == [A]
+    assert t.next_retry(10.0) is None, "ready, only waiting for a slot"
     assert t.take(A) == 2
     t.failed(A, 4, retry_at=20.0)
     assert t.failures(A) == 2
