@@ -1,46 +1,75 @@
-"""The connector: wires planner -> fetcher -> publisher -> checkpoint together and runs the loop.
+"""The main loop: schedule window passes, wait, collect what finished. It does no I/O of its own.
 
 `Connector.run()` is the whole life of a worker:
 
 1. resume the passes the checkpoint says were in flight (from the page after the last acked one);
 2. repeatedly start due settlement re-scans and new first-pass windows, up to `max_parallel_passes`
-   at once (several while catching up, fewer once caught up), and collect the ones that finished;
+   at once (several while catching up, fewer once caught up), follow open conversations by id as they
+   come due (`connector.state.followup`), and collect what finished;
 3. a pass that fails with a retriable error (throttling beyond the retry budget, 5xx bursts, a Kafka
-   delivery failure) is retried later from its last acked page: a window is never skipped;
-4. write the checkpoint (acked progress only) at most every `checkpoint_interval_s` and after every
-   completed pass; prune the change store past the longest re-scan delay;
+   delivery failure) is parked in the `RetryTable` and retried later from its last acked page: a window
+   is never skipped;
+4. write the checkpoint (acked progress only) at most every `checkpoint_interval_s`, in a worker thread
+   (the write fsyncs); prune the change store on its own timer (`PruneTimer`), in a worker thread too;
 5. on SIGTERM/SIGINT stop asking for pages, let in-flight pages finish or cancel them after a grace
    period, flush the producer, write the checkpoint and return.
 
-This module does no I/O of its own: every side effect goes through the injected parts.
+What to schedule lives with the state: `Progress` (passes in flight, re-scan schedule and the rule that
+only the last due pass runs), `OpenConversations` (follow-up schedule), `RetryTable`, `PruneTimer`. Every
+part the loop drives is typed as a Protocol, so tests can hand it fakes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from connector.clock import Clock
 from connector.errors import FatalError, RetriableError
-from connector.genesys.ratelimit import Pacer
-from connector.health import Heartbeat
-from connector.kafka.publisher import KafkaPublisher
 from connector.metrics import ConnectorMetrics
-from connector.passes import PassRunner
 from connector.retry import RetryPolicy
-from connector.state.changes import ChangeStore
-from connector.state.checkpoint import FileCheckpointStore
+from connector.state.checkpoint import CheckpointStore
 from connector.state.progress import PassKey, Progress
+from connector.state.pruning import PruneTimer
+from connector.state.retry_table import RetryTable
 from connector.windows import WindowPlanner
 
 log = logging.getLogger(__name__)
 
 
+class PassRunning(Protocol):
+    """Runs one window pass, or one follow-up of open conversations (`connector.passes.PassRunner`)."""
+
+    async def run(self, key: PassKey, *, start_page: int, should_stop: Callable[[], bool]) -> bool: ...
+
+    async def follow_open(self, ids: Sequence[str]) -> int: ...
+
+
+class Flushing(Protocol):
+    """The producer, as far as shutdown is concerned: wait for outstanding acks (blocking)."""
+
+    def flush(self, timeout_s: float) -> int: ...
+
+
+class BudgetMode(Protocol):
+    """The pacer's one switch: full budget share while catching up, the polite share once live."""
+
+    def set_catching_up(self, catching_up: bool) -> None: ...
+
+
+class Beating(Protocol):
+    """The liveness heartbeat (`/healthz`)."""
+
+    def beat(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class LoopSettings:
-    """Knobs of the main loop (derived from config by the builder)."""
+    """Knobs of the main loop (derived from config by `connector.service.loop_settings`)."""
 
     max_parallel_passes: int = 4
     live_parallel_passes: int = 2
@@ -49,37 +78,27 @@ class LoopSettings:
     retry_delay_max_s: float = 300.0
     shutdown_grace_s: float = 20.0
     flush_timeout_s: float = 30.0
-    prune_after: timedelta = timedelta(days=4)
     exit_when_done: bool = True
-    follow_open_interval_s: float | None = None  # None: do not follow open conversations by id
-    follow_open_after: timedelta = timedelta(days=4)
-    follow_open_max_age: timedelta = timedelta(days=31)
-    follow_open_batch: int = 500
+    # Open conversations followed by id per follow-up task (100 per request; requests are paced).
+    follow_batch: int = 1000
     # A re-scan still waiting or running this long after it was due is catch-up work (see `catching_up`).
     overdue_after: timedelta = timedelta(minutes=5)
 
 
 @dataclass
-class _Retry:
-    due: float
-    failures: int
-
-
-@dataclass
 class _State:
     tasks: dict[asyncio.Task[bool], PassKey] = field(default_factory=dict)
-    retry: dict[PassKey, _Retry] = field(default_factory=dict)
-    resume_page: dict[PassKey, int] = field(default_factory=dict)
+    retries: RetryTable = field(default_factory=RetryTable)
     last_save: float = float("-inf")
     dirty: bool = True
     last_error: tuple[datetime, str] | None = None
     fatal: BaseException | None = None
     follow_task: asyncio.Task[int] | None = None
-    next_follow: float = 0.0
+    follow_ids: list[str] = field(default_factory=list)
 
 
 class Connector:
-    """One worker for one Genesys org. Build it with `connector.wiring.build_connector`."""
+    """One worker for one Genesys org. `connector.service.run_connector` builds it from the config."""
 
     def __init__(
         self,
@@ -88,12 +107,12 @@ class Connector:
         metrics: ConnectorMetrics,
         planner: WindowPlanner,
         progress: Progress,
-        runner: PassRunner,
-        publisher: KafkaPublisher,
-        checkpoints: FileCheckpointStore,
-        changes: ChangeStore,
-        pacer: Pacer,
-        heartbeat: Heartbeat,
+        runner: PassRunning,
+        publisher: Flushing,
+        checkpoints: CheckpointStore,
+        pruning: PruneTimer,
+        pacer: BudgetMode,
+        heartbeat: Beating,
         settings: LoopSettings,
         max_catchup_length: timedelta,
     ) -> None:
@@ -104,7 +123,7 @@ class Connector:
         self._runner = runner
         self._publisher = publisher
         self._checkpoints = checkpoints
-        self._changes = changes
+        self._pruning = pruning
         self._pacer = pacer
         self._heartbeat = heartbeat
         self._settings = settings
@@ -119,15 +138,11 @@ class Connector:
             log.info("stop requested: finishing in-flight pages, then flushing and checkpointing")
         self._stop.set()
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
     async def run(self) -> None:
         """Run until stopped, finished (bounded run) or a fatal error (raised after a final checkpoint)."""
         st = self._state
         for key, page in self._progress.resumable():
-            st.resume_page[key] = page
+            st.retries.park(key, page)
         try:
             while not self._stop.is_set():
                 self._heartbeat.beat()
@@ -139,7 +154,7 @@ class Connector:
                     break
                 await self._wait_for_progress()
                 self._collect()
-                self._housekeeping()
+                await self._housekeeping()
         finally:
             await self._shutdown()
         if st.fatal is not None:
@@ -162,14 +177,11 @@ class Connector:
         )
         self._pacer.set_catching_up(catch_up)
         limit = self._settings.max_parallel_passes if catch_up else self._settings.live_parallel_passes
-        running = set(st.tasks.values())
-        for key in list(st.resume_page):
+        self._schedule_follow_up(now)
+        for key in st.retries.ready(mono):
             if len(st.tasks) >= limit:
                 return
-            retry = st.retry.get(key)
-            if key in running or (retry is not None and retry.due > mono):
-                continue
-            self._start(key, st.resume_page.pop(key))
+            self._start(key, st.retries.take(key))
         free = limit - len(st.tasks)
         for key in self._progress.take_due_rescans(now, max_length=self._max_catchup, limit=free):
             self._start(key, 1)
@@ -177,20 +189,17 @@ class Connector:
             window = self._planner.next_window(self._progress.planned_until)
             if window is None:
                 break
-            self._start(self._progress.begin_first_pass(window), 1)
-        self._schedule_follow_up(now, mono)
+            self._start(self._progress.begin_first_pass(window, now), 1)
 
-    def _schedule_follow_up(self, now: datetime, mono: float) -> None:
-        """Follow conversations still open after their window's last re-scan (see PassRunner.follow_open)."""
-        st, interval = self._state, self._settings.follow_open_interval_s
-        if interval is None or st.follow_task is not None or mono < st.next_follow:
+    def _schedule_follow_up(self, now: datetime) -> None:
+        """Follow the open conversations due now by id (one follow-up task at a time)."""
+        st = self._state
+        if st.follow_task is not None:
             return
-        st.next_follow = mono + interval
-        self._progress.prune_open(now - self._settings.follow_open_max_age)
-        ids = self._progress.open_since_before(now - self._settings.follow_open_after)
+        ids = self._progress.open.due(now, limit=self._settings.follow_batch)
         if ids:
-            batch = ids[: self._settings.follow_open_batch]
-            st.follow_task = asyncio.create_task(self._runner.follow_open(batch), name="follow-open")
+            st.follow_ids = ids
+            st.follow_task = asyncio.create_task(self._runner.follow_open(ids), name="follow-open")
 
     def _start(self, key: PassKey, page: int) -> None:
         task = asyncio.create_task(
@@ -220,16 +229,20 @@ class Connector:
 
     def _next_wakeup_s(self) -> float:
         """How long the loop may sleep: until the next retry, re-scan or window, capped for housekeeping."""
-        candidates = [self._settings.checkpoint_interval_s if self._state.dirty else 5.0]
+        st, now = self._state, self._clock.now()
+        candidates = [self._settings.checkpoint_interval_s if st.dirty else 5.0, self._pruning.next_in_s()]
         mono = self._clock.monotonic()
-        candidates += [max(0.05, r.due - mono) for r in self._state.retry.values()]
-        due = self._progress.next_rescan_due()
-        if due is not None:
-            candidates.append(max(0.05, (due - self._clock.now()).total_seconds()))
+        retry = st.retries.next_retry(mono)
+        if retry is not None:
+            candidates.append(retry - mono)
+        dues = [self._progress.next_rescan_due()]
+        if st.follow_task is None:  # while one runs, its end wakes the loop
+            dues.append(self._progress.open.next_due())
+        candidates += [(due - now).total_seconds() for due in dues if due is not None]
         nxt = self._planner.next_window_ready_in(self._progress.planned_until)
         if nxt is not None:
-            candidates.append(max(0.05, nxt.total_seconds()))
-        return min(candidates)
+            candidates.append(nxt.total_seconds())
+        return max(0.05, min(candidates))
 
     def _collect(self) -> None:
         """Handle finished passes: success, retry later, or fatal."""
@@ -239,13 +252,13 @@ class Connector:
             key = st.tasks.pop(task)
             st.dirty = True
             if task.cancelled():
-                st.resume_page[key] = self._progress.in_progress.get(key, 1)
+                st.retries.park(key, self._progress.in_progress.get(key, 1))
                 continue
             exc = task.exception()
             if exc is None:
-                st.retry.pop(key, None)
+                st.retries.succeeded(key)
                 if not task.result():  # stopped early: resume from the acked page next time
-                    st.resume_page[key] = self._progress.in_progress.get(key, 1)
+                    st.retries.park(key, self._progress.in_progress.get(key, 1))
                 continue
             self._on_pass_error(key, exc)
 
@@ -262,6 +275,8 @@ class Connector:
         if exc is None:
             return
         if _is_retried_later(exc):
+            # The same ids come due again one follow interval later: that is the back-off.
+            self._progress.open.followed(st.follow_ids, self._clock.now())
             log.warning("following open conversations failed; trying again later", extra={"error": str(exc)})
             return
         log.error("fatal error while following open conversations: stopping", extra={"error": str(exc)})
@@ -273,10 +288,10 @@ class Connector:
         st.last_error = (self._clock.now(), str(exc))
         self._metrics.last_error_timestamp_seconds.set(self._clock.now().timestamp())
         if _is_retried_later(exc):
-            failures = st.retry[key].failures + 1 if key in st.retry else 1
+            failures = st.retries.failures(key) + 1
             delay = pass_retry_policy(self._settings).delay_s(failures, exc)
-            st.retry[key] = _Retry(self._clock.monotonic() + delay, failures)
-            st.resume_page[key] = self._progress.in_progress.get(key, 1)
+            page = self._progress.in_progress.get(key, 1)
+            st.retries.failed(key, page, retry_at=self._clock.monotonic() + delay)
             log.warning(
                 "window pass failed; it will be retried (never skipped)",
                 extra={
@@ -303,20 +318,27 @@ class Connector:
         return self._planner.is_finished(self._progress.planned_until) and not self._progress.rescans
 
     # ------------------------------------------------------------------------------- bookkeeping
-    def _housekeeping(self) -> None:
+    async def _housekeeping(self) -> None:
+        """Gauges; the checkpoint when due; the change store's prune on its timer (both in a thread)."""
         st = self._state
-        mono = self._clock.monotonic()
         self._update_gauges()
-        if st.dirty and mono - st.last_save >= self._settings.checkpoint_interval_s:
-            self._save_checkpoint()
-            self._changes.prune(self._clock.now() - self._settings.prune_after)
-            self._progress.prune_open(self._clock.now() - self._settings.follow_open_max_age)
+        if st.dirty and self._clock.monotonic() - st.last_save >= self._settings.checkpoint_interval_s:
+            await self._save_checkpoint()
+        if self._pruning.due():
+            self._progress.open.prune(self._clock.now())
+            await self._pruning.prune()
 
-    def _save_checkpoint(self) -> None:
+    async def _save_checkpoint(self) -> None:
+        """Write what is acked now; the write (fsync, rename, fsync) runs in a worker thread.
+
+        The snapshot is taken on the loop thread, so it is one consistent acked state; passes that
+        complete while it is written are in the next one.
+        """
         st = self._state
-        saved = self._checkpoints.save(self._progress.snapshot(last_error=st.last_error))
+        snapshot = self._progress.snapshot(last_error=st.last_error)
         st.last_save = self._clock.monotonic()
         st.dirty = bool(st.tasks)
+        saved = await asyncio.to_thread(self._checkpoints.save, snapshot)
         if saved.updated_at is not None:
             self._metrics.checkpoint_timestamp_seconds.set(saved.updated_at.timestamp())
 
@@ -326,7 +348,7 @@ class Connector:
             self._metrics.watermark_timestamp_seconds.set(watermark.timestamp())
             self._metrics.lag_seconds.set(max(0.0, (self._clock.now() - watermark).total_seconds()))
         self._metrics.rescans_pending.set(len(self._progress.rescans))
-        self._metrics.open_conversations.set(len(self._progress.open_conversations))
+        self._metrics.open_conversations.set(len(self._progress.open))
 
     async def _shutdown(self) -> None:
         """Stop asking for pages, wait for in-flight pages (bounded), flush, checkpoint."""
@@ -349,10 +371,8 @@ class Connector:
                 "%d message(s) still unacknowledged at shutdown; their pages will be re-fetched", remaining
             )
         try:
-            self._save_checkpoint()
-        except (
-            FatalError
-        ) as exc:  # e.g. disk full: the previous checkpoint is intact; report and exit non-zero
+            await self._save_checkpoint()
+        except FatalError as exc:  # e.g. disk full: the previous checkpoint is intact; report, exit non-zero
             log.error("could not write the final checkpoint", extra={"error": str(exc)})
             if st.fatal is None:
                 st.fatal = exc

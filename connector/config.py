@@ -405,12 +405,14 @@ class WindowsSettings(_Section):
             timedelta(hours=74),
         ]
     )
+    # Open conversations are re-read by id this often from their first sighting until they end (null: never).
+    follow_interval: Duration | None = timedelta(minutes=5)
     filters: FilterSettings = Field(default_factory=FilterSettings)
 
-    @field_validator("length", "max_catchup_length", "poll_interval")
+    @field_validator("length", "max_catchup_length", "poll_interval", "follow_interval")
     @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
             raise ValueError(f"must be positive (got {format_duration(value)})")
         return value
 

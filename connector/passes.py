@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from connector.clock import Clock, SystemClock
 from connector.errors import BatchNotDelivered, DeliveryError
-from connector.genesys.fetcher import Page, WindowFetcher
-from connector.kafka.publisher import DeliveryFailure, KafkaPublisher
+from connector.genesys.fetcher import Page, RequestTally
+from connector.kafka.publisher import BatchResult, DeliveryFailure
 from connector.kafka.records import (
     OutboundMessage,
     PassLabel,
@@ -35,11 +35,33 @@ from connector.kafka.records import (
 from connector.metrics import ConnectorMetrics
 from connector.state.changes import ChangeStore
 from connector.state.progress import PassKey, Progress
+from connector.windows import Window
 
 log = logging.getLogger(__name__)
 
 #: `genesys.pass` header and metric label of snapshots from following open conversations by id.
 FOLLOW_LABEL: Literal["open"] = "open"
+
+
+class PageSource(Protocol):
+    """What a pass reads from (the `WindowFetcher`, or a fake in tests)."""
+
+    def fetch(
+        self,
+        window: Window,
+        pass_no: int,
+        *,
+        start_page: int = 1,
+        tally: RequestTally | None = None,
+    ) -> AsyncIterator[Page]: ...
+
+    async def follow_open(self, ids: Sequence[str]) -> list[dict[str, Any]]: ...
+
+
+class BatchPublisher(Protocol):
+    """Where a pass publishes (the `KafkaPublisher`, or a fake in tests)."""
+
+    async def publish(self, messages: Sequence[OutboundMessage]) -> BatchResult: ...
 
 
 @dataclass
@@ -109,8 +131,8 @@ class PassRunner:
     def __init__(
         self,
         *,
-        fetcher: WindowFetcher,
-        publisher: KafkaPublisher,
+        fetcher: PageSource,
+        publisher: BatchPublisher,
         changes: ChangeStore,
         progress: Progress,
         metrics: ConnectorMetrics,
@@ -127,19 +149,27 @@ class PassRunner:
 
     async def run(self, key: PassKey, *, start_page: int, should_stop: Callable[[], bool]) -> bool:
         """Fetch and publish the pass from `start_page`; True when complete, False when stopped early."""
-        async for page in self._fetcher.fetch(
-            key.window, key.pass_no, start_page=start_page, on_request=lambda: self._count_request(key)
-        ):
-            await self._handle_page(key, page)
-            if should_stop():
-                return False
+        tally, counted = RequestTally(), 0
+        try:
+            async for page in self._fetcher.fetch(
+                key.window, key.pass_no, start_page=start_page, tally=tally
+            ):
+                counted = self._count_requests(key, tally.count, counted)
+                await self._handle_page(key, page)
+                if should_stop():
+                    return False
+        finally:  # the requests after the last page (the empty one), or of a pass that failed
+            self._count_requests(key, tally.count, counted)
         self._progress.complete(key)
         self._metrics.windows_completed.labels(key.label).inc()
         return True
 
-    def _count_request(self, key: PassKey) -> None:
-        self._metrics.query_requests.labels(key.label).inc()
-        self._progress.add_stat(f"query_requests_pass_{key.pass_no}", 1)
+    def _count_requests(self, key: PassKey, made: int, counted: int) -> int:
+        """Account the pass's requests made since the last count (`made - counted`); returns `made`."""
+        if made > counted:
+            self._metrics.query_requests.labels(key.label).inc(made - counted)
+            self._progress.add_stat(f"query_requests_pass_{key.pass_no}", made - counted)
+        return made
 
     async def _handle_page(self, key: PassKey, page: Page) -> None:
         label = key.label
@@ -154,18 +184,18 @@ class PassRunner:
         if selected:
             await self._deliver(selected, page.received_at, label=label, context=(key, page.page_number))
         open_ids = [c["conversationId"] for c in page.conversations if "conversationEnd" not in c]
-        if key.pass_no == 0 and open_ids:
-            self._progress.note_open(open_ids, page.received_at)
-        self._progress.note_ended(s.cid for s in selected if s.ended)
+        self._progress.open.note_open(open_ids, page.received_at)  # followed by id from now on
+        self._progress.open.note_ended(s.cid for s in selected if s.ended)
         self._progress.page_acked(key, page.page_number)
 
     async def follow_open(self, ids: Sequence[str]) -> int:
-        """Re-fetch conversations still in progress after their window's last re-scan; publish changes.
+        """Re-fetch conversations seen in progress, by id; publish the ones that changed (their end).
 
-        A window's re-scans stop after the longest delay, and the details query only returns a conversation
-        to windows on its start day, so a conversation open for days (an e-mail thread, say) would never
-        be seen ending. These are followed by id (multi-get) until they end. Returns how many were
-        published. Ids Genesys no longer returns are forgotten.
+        Called for the ids `OpenConversations.due()` names, from their first sighting on: the end of a
+        conversation reaches Kafka within one follow interval instead of at the next re-scan (hours), and
+        one open for days (an e-mail thread) is seen ending at all, although the details query returns it
+        only to windows on its start day. Returns how many were published. Ids Genesys no longer returns
+        are forgotten; the others are due again one interval later.
         """
         observed = self._clock.now()
         records = await self._fetcher.follow_open(ids)
@@ -179,8 +209,9 @@ class PassRunner:
             await self._deliver(selected, observed, label=FOLLOW_LABEL, context=None)
         self._refresh_unchanged(records, {s.cid for s in selected}, observed)
         returned = {r["conversationId"] for r in records}
-        self._progress.note_ended(r["conversationId"] for r in records if "conversationEnd" in r)
-        self._progress.note_ended(cid for cid in ids if cid not in returned)
+        self._progress.open.note_ended(r["conversationId"] for r in records if "conversationEnd" in r)
+        self._progress.open.note_ended(cid for cid in ids if cid not in returned)
+        self._progress.open.followed(ids, observed)
         return len(selected)
 
     def _refresh_unchanged(

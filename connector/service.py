@@ -23,7 +23,7 @@ import signal
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from connector import __version__
 from connector.app import Connector, LoopSettings
@@ -43,6 +43,7 @@ from connector.secrets import Redactor, is_secret_name
 from connector.state.changes import ChangeStore
 from connector.state.checkpoint import CheckpointState, FileCheckpointStore, config_fingerprint
 from connector.state.progress import Progress
+from connector.state.pruning import PruneTimer
 from connector.state.statedir import check_state_directory
 from connector.windows import WindowPlanner
 
@@ -80,21 +81,27 @@ def register_secrets(settings: Settings, redactor: Redactor) -> None:
             redactor.add(str(value))
 
 
+#: How often the change store is pruned (in a worker thread; the delete is indexed and chunked).
+PRUNE_INTERVAL_S = 600.0
+#: Genesys keeps conversation details for 31 days: an open conversation is not followed past that.
+FOLLOW_HORIZON = timedelta(days=31)
+
+
 def loop_settings(settings: Settings) -> LoopSettings:
     """Main-loop knobs derived from the configuration."""
     g, w = settings.genesys, settings.windows
-    longest = max(w.rescan_delays, default=w.length)
     return LoopSettings(
         max_parallel_passes=max(1, g.max_concurrency),
         live_parallel_passes=max(1, min(2, g.max_concurrency)),
-        prune_after=longest + w.max_catchup_length + w.length * 2,
         exit_when_done=w.end is not None,
-        # Conversations still open after their window's last re-scan are followed by id, as often as the
-        # first re-scan happens; without re-scans nothing is re-fetched at all.
-        follow_open_interval_s=w.rescan_delays[0].total_seconds() if w.rescan_delays else None,
-        follow_open_after=longest,
         overdue_after=w.length,  # live work for one window is done within one window length
     )
+
+
+def change_store_keep(settings: Settings) -> timedelta:
+    """How long a published hash is kept: past the longest re-scan of the largest window, with a margin."""
+    w = settings.windows
+    return max(w.rescan_delays, default=w.length) + w.max_catchup_length + w.length * 2
 
 
 def _open_checkpoint(
@@ -226,6 +233,8 @@ async def _run(
             rescan_delays=settings.windows.rescan_delays,
             version=__version__,
             fingerprint=fingerprint(settings),
+            follow_interval=settings.windows.follow_interval,
+            follow_horizon=FOLLOW_HORIZON,
         )
         runner = PassRunner(
             fetcher=WindowFetcher(client, settings, clock=clock, metrics=metrics),
@@ -244,7 +253,9 @@ async def _run(
             runner=runner,
             publisher=publisher,
             checkpoints=store,
-            changes=changes,
+            pruning=PruneTimer(
+                changes, keep=change_store_keep(settings), interval_s=PRUNE_INTERVAL_S, clock=clock
+            ),
             pacer=client.pacer,
             heartbeat=heartbeat,
             settings=loop_settings(settings),

@@ -1,22 +1,20 @@
-"""Time windows: which slice of time to query next, and when to query a finished slice again.
+"""Time windows: which slice of time to query next.
 
 - `Window`: a half-open interval `[start, end)` in UTC with millisecond precision (what Genesys accepts).
 - `WindowPlanner`: the next first-pass window after the watermark. Windows end at `now - lag` at the latest
   (Genesys is still indexing "now"), never beyond `windows.end`, and are aligned to multiples of their length
   in UTC so that restarts and re-scans hit the same boundaries. While the connector is behind, windows grow
   up to `max_catchup_length`: fewer requests and fewer conversations duplicated across boundaries.
-- `RescanSchedule`: settlement re-scans of a completed window at `window.end + delay` for each configured
-  delay (pass 1..n), to pick up changes made after a conversation ended (wrap-up, evaluations, surveys).
+
+When a finished slice is queried again (settlement re-scans) is `connector.state.progress`'s business.
 
 Pure logic: the time comes from an injected `Clock`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from connector.clock import Clock
 from connector.config import WindowsSettings
@@ -29,14 +27,6 @@ def format_instant(value: datetime) -> str:
     """`2026-05-01T10:00:00.000Z`: the form Genesys intervals and our Kafka headers use."""
     utc = value.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
-def parse_instant(text: str) -> datetime:
-    """Inverse of `format_instant` (accepts any ISO-8601 instant with an offset or `Z`)."""
-    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        raise ValueError(f"instant without a timezone: {text!r}")
-    return value.astimezone(UTC)
 
 
 def _truncate_ms(value: datetime) -> datetime:
@@ -86,21 +76,6 @@ class Window:
             raise ValueError(f"window {self.interval} is too short to split")
         mid = _truncate_ms(self.start + self.duration / 2)
         return Window(self.start, mid), Window(mid, self.end)
-
-    @classmethod
-    def parse(cls, interval: str) -> Window:
-        """Inverse of `interval`."""
-        start, sep, end = interval.partition("/")
-        if not sep:
-            raise ValueError(f"not an interval (start/end): {interval!r}")
-        return cls(parse_instant(start), parse_instant(end))
-
-    def to_dict(self) -> dict[str, str]:
-        return {"start": format_instant(self.start), "end": format_instant(self.end)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Window:
-        return cls(parse_instant(str(data["start"])), parse_instant(str(data["end"])))
 
     def __str__(self) -> str:
         return self.interval
@@ -184,80 +159,3 @@ class WindowPlanner:
         if watermark is None:
             return False
         return self.limit() - watermark < 2 * self._config.length
-
-
-@dataclass(frozen=True, order=True)
-class Rescan:
-    """Settlement re-scan number `pass_no` (1..n) of `window`, due at `due_at`."""
-
-    due_at: datetime
-    window: Window
-    pass_no: int
-
-
-class RescanSchedule:
-    """Which completed windows must be read again, and when.
-
-    A window whose first pass completed gets passes 1..n due at `window.end + delays[i]`. When several passes
-    of one window are due at once (after downtime), only the highest is returned: it reads the same data,
-    later. Completing pass k of a window drops its passes <= k. Entries saved in a checkpoint keep their due
-    times even if the configured delays change later.
-    """
-
-    def __init__(self, delays: Sequence[timedelta], pending: Iterable[Rescan] = ()) -> None:
-        self._delays = list(delays)
-        self._pending: set[Rescan] = set(pending)
-
-    @staticmethod
-    def due_times(window: Window, delays: Sequence[timedelta]) -> list[Rescan]:
-        """Passes 1..n of `window` for the given delays."""
-        return [Rescan(window.end + delay, window, n) for n, delay in enumerate(delays, start=1)]
-
-    def schedule(self, window: Window) -> list[Rescan]:
-        """The first pass of `window` completed: schedule its re-scans (returned, sorted by due time)."""
-        added = self.due_times(window, self._delays)
-        self._pending.update(added)
-        return added
-
-    def due(self, now: datetime) -> list[Rescan]:
-        """Re-scans due at `now`, the highest pass per window, earliest first."""
-        best: dict[Window, Rescan] = {}
-        for rescan in self._pending:
-            if rescan.due_at <= now:
-                current = best.get(rescan.window)
-                if current is None or rescan.pass_no > current.pass_no:
-                    best[rescan.window] = rescan
-        return sorted(best.values())
-
-    def complete(self, window: Window, pass_no: int) -> None:
-        """Pass `pass_no` of `window` is done (all pages acknowledged): drop it and any lower pass."""
-        self._pending = {r for r in self._pending if not (r.window == window and r.pass_no <= pass_no)}
-
-    def next_due_at(self) -> datetime | None:
-        """When the earliest pending re-scan is due (None when nothing is scheduled)."""
-        return min((r.due_at for r in self._pending), default=None)
-
-    def pending(self) -> list[Rescan]:
-        """Every scheduled re-scan, earliest first."""
-        return sorted(self._pending)
-
-    def __len__(self) -> int:
-        return len(self._pending)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for the checkpoint."""
-        return {
-            "pending": [
-                {**r.window.to_dict(), "pass": r.pass_no, "due_at": format_instant(r.due_at)}
-                for r in self.pending()
-            ]
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], delays: Sequence[timedelta]) -> RescanSchedule:
-        """Inverse of `to_dict`; `delays` apply to windows scheduled from now on."""
-        pending = [
-            Rescan(parse_instant(str(item["due_at"])), Window.from_dict(item), int(item["pass"]))
-            for item in data.get("pending", [])
-        ]
-        return cls(delays, pending)

@@ -9,7 +9,7 @@ the query only finds a conversation through windows on the UTC day it *started*,
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,6 +42,13 @@ class Page:
     duplicates: int = 0
 
 
+@dataclass
+class RequestTally:
+    """Query requests made for one pass so far: the fetcher counts, the caller reads (no call back)."""
+
+    count: int = 0
+
+
 class WindowFetcher:
     """Fetches window passes through the shared `GenesysClient`."""
 
@@ -66,17 +73,17 @@ class WindowFetcher:
         pass_no: int,
         *,
         start_page: int = 1,
-        on_request: Callable[[], None] | None = None,
+        tally: RequestTally | None = None,
     ) -> AsyncIterator[Page]:
         """Every conversation Genesys returns for `window`, page by page, in page order.
 
-        `on_request` is called once per query request of this pass (retries inside the client excluded),
-        so the caller can account API cost per pass.
+        `tally` counts the query requests of this pass (retries inside the client excluded), so the
+        caller can account API cost per pass.
         """
 
         async def query(window: Window, page_number: int) -> Mapping[str, Any]:
-            if on_request is not None:
-                on_request()
+            if tally is not None:
+                tally.count += 1
             return await self._query(window, page_number)
 
         pager = PagedQuery(

@@ -77,6 +77,9 @@ class PassProgress(_Frozen):
     window_end: UtcDatetime
     pass_no: int = Field(ge=0, description="0 = first pass, 1..n = n-th settlement re-scan")
     next_page: int = Field(default=1, ge=1)
+    # When the pass first asked for a page (None in checkpoints written before it was recorded): data read
+    # at or after a re-scan's due time makes that re-scan unnecessary (see `Progress.complete`).
+    started_at: UtcDatetime | None = None
 
     @model_validator(mode="after")
     def _window_not_empty(self) -> PassProgress:

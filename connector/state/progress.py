@@ -2,22 +2,30 @@
 
 `Progress` knows which window passes are in flight (and which page of each comes next), how far the
 first pass has reached without gaps (the watermark), which settlement re-scans are due, and which
-conversations were last seen in progress. It changes only when the app tells it that pages were
-*acknowledged by Kafka*, so a `snapshot()` taken at any moment is safe to write as the checkpoint.
+conversations were seen in progress (`open`, followed by id: `connector.state.followup`). It changes
+only when the app tells it that pages were *acknowledged by Kafka*, so a `snapshot()` taken at any moment
+is safe to write as the checkpoint.
 
 Passes are identified by `PassKey(window, pass_no)`: pass 0 is the first pass of a window, pass n >= 1
 the n-th settlement re-scan. First passes may complete out of order when several run at once; the
 watermark only moves over a contiguous run of completed windows (`planned_until` remembers how far
 windows were handed out, so a restart neither skips nor repeats a completed window).
+
+Only the last due pass of a window can add anything: each pass reads the whole window again. So a pass
+that started at or after a later pass's due time makes that later pass unnecessary (a first pass of a
+backlog older than the longest delay schedules no re-scan at all), and when several passes of a window are
+due at once (after downtime) only the highest due one runs. Passes are keyed by the pass that actually
+ran; `started_at` (when it first asked for a page) is kept in the checkpoint for passes in flight.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from connector.state.checkpoint import CheckpointState, LastError, PassProgress, RescanEntry
+from connector.state.followup import OpenConversations
 from connector.windows import Window
 
 
@@ -44,6 +52,8 @@ class Progress:
         rescan_delays: Sequence[timedelta],
         version: str,
         fingerprint: str,
+        follow_interval: timedelta | None = None,
+        follow_horizon: timedelta = timedelta(days=31),
     ) -> None:
         state = state or CheckpointState()
         self._delays = list(rescan_delays)
@@ -51,16 +61,22 @@ class Progress:
         self._fingerprint = fingerprint
         self._base = state
         self.planned_until: datetime | None = state.planned_until or state.watermark
-        self.in_progress: dict[PassKey, int] = {
-            PassKey(Window(p.window_start, p.window_end), p.pass_no): p.next_page for p in state.in_progress
-        }
+        self.in_progress: dict[PassKey, int] = {}
+        self._started: dict[PassKey, datetime] = {}  # passes in flight whose start is known
+        for p in state.in_progress:
+            key = PassKey(Window(p.window_start, p.window_end), p.pass_no)
+            self.in_progress[key] = p.next_page
+            if p.started_at is not None:
+                self._started[key] = p.started_at
         # Re-scans beyond the configured number of passes (the list was shortened or emptied since the
         # checkpoint was written) are dropped: the configuration says they are not wanted.
         self.rescans: list[RescanEntry] = sorted(
             (r for r in state.rescans if r.pass_no <= len(self._delays)),
             key=lambda r: (r.due_at, r.window_start),
         )
-        self.open_conversations: dict[str, datetime] = dict(state.open_conversations)
+        self.open = OpenConversations(
+            state.open_conversations, interval=follow_interval, horizon=follow_horizon
+        )
         self.stats: dict[str, int] = dict(state.stats)
 
     # ----------------------------------------------------------------------------------- queries
@@ -88,17 +104,28 @@ class Progress:
         """
         dues = [r.due_at for r in self.rescans if r.due_at <= now]
         dues += [
-            key.window.end + self._delays[key.pass_no - 1]
+            self._due(key.window, key.pass_no)
             for key in self.in_progress
             if 1 <= key.pass_no <= len(self._delays)
         ]
         return min(dues, default=None)
 
+    def _due(self, window: Window, pass_no: int) -> datetime:
+        """When re-scan `pass_no` (1..n) of `window` is due under the configured delays."""
+        return window.end + self._delays[pass_no - 1]
+
+    def _last_due(self, window: Window, pass_no: int, at: datetime) -> int:
+        """The highest pass >= `pass_no` of `window` due at `at`: reading then makes the lower ones moot."""
+        while pass_no < len(self._delays) and self._due(window, pass_no + 1) <= at:
+            pass_no += 1
+        return pass_no
+
     # ----------------------------------------------------------------------------------- changes
-    def begin_first_pass(self, window: Window) -> PassKey:
-        """Hand out the next first-pass window (it must start where the previous one ended)."""
+    def begin_first_pass(self, window: Window, now: datetime) -> PassKey:
+        """Hand out the next first-pass window (it must start where the previous one ended) at `now`."""
         key = PassKey(window, 0)
         self.in_progress[key] = 1
+        self._started[key] = now
         self.planned_until = window.end
         return key
 
@@ -107,26 +134,30 @@ class Progress:
     ) -> list[PassKey]:
         """Remove the re-scans due at `now` and return them as passes, merging adjacent windows.
 
-        Contiguous windows due for the same pass number are fetched as one interval (up to `max_length`):
-        one query instead of many means fewer requests and fewer boundary duplicates. At most `limit`
-        merged passes are taken (the rest stay scheduled), so a backlog of due re-scans after downtime
-        respects the parallelism limit.
+        Each due re-scan becomes the highest pass of its window due at `now` (passes 1 and 2 overdue after
+        downtime: only pass 2 runs; it reads the same data, later). Contiguous windows due for the same
+        pass number are fetched as one interval (up to `max_length`): one query instead of many means
+        fewer requests and fewer boundary duplicates. At most `limit` merged passes are taken (the rest
+        stay scheduled), so a backlog of due re-scans after downtime respects the parallelism limit.
         """
         due = [r for r in self.rescans if r.due_at <= now]
         if not due or (limit is not None and limit <= 0):
             return []
+        runs = {r: self._last_due(Window(r.window_start, r.window_end), r.pass_no, now) for r in due}
         keys: list[PassKey] = []
-        taken: set[tuple[datetime, datetime, int]] = set()
-        for pass_no in sorted({r.pass_no for r in due}):
-            spans = sorted((r.window_start, r.window_end) for r in due if r.pass_no == pass_no)
+        taken: set[RescanEntry] = set()
+        for pass_no in sorted(set(runs.values())):
+            entries = sorted((r for r in due if runs[r] == pass_no), key=lambda r: r.window_start)
+            spans = [(r.window_start, r.window_end) for r in entries]
             for start, end in _merge(spans, max_length):
                 if limit is not None and len(keys) >= limit:
                     break
                 key = PassKey(Window(start, end), pass_no)
                 self.in_progress[key] = 1
+                self._started[key] = now
                 keys.append(key)
-                taken.update((s, e, pass_no) for s, e in spans if start <= s and e <= end)
-        self.rescans = [r for r in self.rescans if (r.window_start, r.window_end, r.pass_no) not in taken]
+                taken.update(r for r in entries if start <= r.window_start and r.window_end <= end)
+        self.rescans = [r for r in self.rescans if r not in taken]
         return keys
 
     def page_acked(self, key: PassKey, page_number: int) -> None:
@@ -135,46 +166,37 @@ class Progress:
             self.in_progress[key] = max(self.in_progress[key], page_number + 1)
 
     def complete(self, key: PassKey) -> None:
-        """A pass fetched its last page and every message is acknowledged: schedule what follows."""
+        """A pass fetched its last page and every message is acknowledged: schedule what follows.
+
+        The next pass is the first one due after this pass started: the ones due before it read nothing
+        this pass did not (a pass whose start is unknown, resumed from an old checkpoint, schedules the
+        very next one).
+        """
         self.in_progress.pop(key, None)
-        if key.pass_no < len(self._delays):
-            delay = self._delays[key.pass_no]
-            nxt = key.pass_no + 1
+        started = self._started.pop(key, None)
+        nxt = key.pass_no + 1
+        if started is not None and nxt <= len(self._delays):
+            nxt = self._first_due_after(key.window, nxt, started)
+        if nxt <= len(self._delays):
             # A merged re-scan window stays merged for its next pass: fewer, larger queries.
             self.rescans.append(
                 RescanEntry(
                     window_start=key.window.start,
                     window_end=key.window.end,
                     pass_no=nxt,
-                    due_at=key.window.end + delay,
+                    due_at=self._due(key.window, nxt),
                 )
             )
             self.rescans.sort(key=lambda r: (r.due_at, r.window_start))
-        self.stats[f"passes_completed_{key.pass_no}"] = (
-            self.stats.get(f"passes_completed_{key.pass_no}", 0) + 1
-        )
+        if nxt > key.pass_no + 1:
+            self.add_stat("rescans_unneeded", nxt - key.pass_no - 1)
+        self.add_stat(f"passes_completed_{key.pass_no}", 1)
 
-    def note_open(self, ids: Iterable[str], now: datetime) -> None:
-        """Remember conversations seen without conversationEnd (reported by `status`)."""
-        for cid in ids:
-            self.open_conversations.setdefault(cid, now)
-
-    def note_ended(self, ids: Iterable[str]) -> None:
-        """Forget conversations once a version with conversationEnd was published."""
-        for cid in ids:
-            self.open_conversations.pop(cid, None)
-
-    def open_since_before(self, moment: datetime) -> list[str]:
-        """Conversations first seen open before `moment` and not seen ended since, oldest first."""
-        return [
-            cid
-            for cid, seen in sorted(self.open_conversations.items(), key=lambda kv: kv[1])
-            if seen < moment
-        ]
-
-    def prune_open(self, older_than: datetime) -> None:
-        """Stop tracking open conversations first seen before `older_than` (bounded state)."""
-        self.open_conversations = {k: v for k, v in self.open_conversations.items() if v >= older_than}
+    def _first_due_after(self, window: Window, pass_no: int, started: datetime) -> int:
+        """The first pass >= `pass_no` due after `started` (n + 1 when every pass was due by then)."""
+        while pass_no <= len(self._delays) and self._due(window, pass_no) <= started:
+            pass_no += 1
+        return pass_no
 
     def add_stat(self, name: str, value: int) -> None:
         """Accumulate a counter shown by `status` (survives restarts through the checkpoint)."""
@@ -187,12 +209,16 @@ class Progress:
             "planned_until": self.planned_until,
             "in_progress": [
                 PassProgress(
-                    window_start=k.window.start, window_end=k.window.end, pass_no=k.pass_no, next_page=p
+                    window_start=k.window.start,
+                    window_end=k.window.end,
+                    pass_no=k.pass_no,
+                    next_page=p,
+                    started_at=self._started.get(k),
                 )
                 for k, p in self.resumable()
             ],
             "rescans": list(self.rescans),
-            "open_conversations": dict(self.open_conversations),
+            "open_conversations": dict(self.open.first_seen),
             "connector_version": self._version,
             "config_fingerprint": self._fingerprint,
             "stats": dict(self.stats),

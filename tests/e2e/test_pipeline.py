@@ -231,11 +231,12 @@ def test_sigkill_at_random_instants_loses_nothing(
     assert result.identical_duplicates <= bound
 
 
-def test_conversation_open_past_its_last_rescan_is_followed_until_it_ends(
+def test_open_conversation_is_followed_by_id_from_its_first_sighting_until_it_ends(
     kafka_bootstrap: str, connector_runner: ConnectorRunner, tmp_path: Path
 ) -> None:
-    """An e-mail thread that started yesterday and is still open after its window's last re-scan is not
-    returned by any of today's windows (start-day matching); the connector follows it by id until it ends."""
+    """An e-mail thread that started yesterday is not returned by any of today's windows (start-day
+    matching), and its window, read a day late, has no re-scan left: the connector follows it by id from
+    its first sighting until it ends, and publishes the end as soon as it sees it."""
     t0 = config_instant(datetime.now(UTC) - timedelta(days=1))
     config = SimulatorConfig(seed=4, history_days=0, volume_per_hour=0, reprocess_probability=0.0)
     with start_simulator(config) as sim:
@@ -253,6 +254,7 @@ def test_conversation_open_past_its_last_rescan_is_followed_until_it_ends(
                 "GENESYS_CONNECTOR__WINDOWS__START": iso_z(t0),
                 "GENESYS_CONNECTOR__WINDOWS__LAG": "2s",
                 "GENESYS_CONNECTOR__WINDOWS__RESCAN_DELAYS": '["1s", "3s"]',
+                "GENESYS_CONNECTOR__WINDOWS__FOLLOW_INTERVAL": "1s",
             },
         )
         proc = connector_runner.start(env)
@@ -264,7 +266,6 @@ def test_conversation_open_past_its_last_rescan_is_followed_until_it_ends(
         while time.monotonic() < deadline and len(versions()) < 1:
             time.sleep(0.5)
         assert [h["genesys.ended"] for h in versions()] == ["false"], proc.log_tail()
-        time.sleep(6)  # past the last re-scan of its window (3 s) and into the follow-up regime
         sim.control.mutate(cid, "end")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not any(h["genesys.ended"] == "true" for h in versions()):

@@ -1,8 +1,10 @@
-"""Connector.run(): bounded runs, resume, parallelism, retries (never skipped), fatal errors, graceful stop.
+"""Connector.run(): bounded runs, resume, parallelism, retries (never skipped), fatal errors, graceful stop,
+re-scans that collapse to the last due one, following open conversations from their first sighting.
 
 Real Progress, PassRunner, WindowPlanner, FileCheckpointStore and ChangeStore (on tmp_path); the fetcher and
-the publisher are in-process fakes. The clock is a FakeClock set a day after the configured range, so every
-window and every settlement re-scan is due at once and no test waits for fake time to pass.
+the publisher are in-process fakes. The clock is a FakeClock, by default set a day after the configured
+range (a backlog older than every re-scan delay: each window is read once); the loop sleeps on it, so a
+test of a live timeline runs through hours of fake time without waiting.
 
 `Connector._wait_for_progress` waits with `asyncio.wait(timeout=...)` on real time (see the report), so
 the retry tests use a clock whose monotonic time moves a little on every read and keep the back-off
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import threading
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,11 +36,11 @@ from connector.errors import (
     RetriesExhaustedError,
     UpstreamUnavailableError,
 )
-from connector.genesys.fetcher import Page
+from connector.genesys.fetcher import Page, RequestTally
 from connector.genesys.ratelimit import Pacer
 from connector.health import Heartbeat
 from connector.kafka.publisher import BatchResult
-from connector.kafka.records import HEADER_PASS, OutboundMessage
+from connector.kafka.records import HEADER_ENDED, HEADER_PASS, OutboundMessage
 from connector.metrics import ConnectorMetrics
 from connector.passes import InFlightSnapshots, PassRunner
 from connector.retry import RetryPolicy
@@ -50,16 +53,19 @@ from connector.state.checkpoint import (
     read_only_load,
 )
 from connector.state.progress import Progress
+from connector.state.pruning import PruneTimer
 from connector.windows import Window, WindowPlanner, format_instant
 
 START = datetime(2026, 4, 30, 0, 0, tzinfo=UTC)
 END = datetime(2026, 4, 30, 2, 0, tzinfo=UTC)
-NOW = datetime(2026, 5, 1, 0, 0, tzinfo=UTC)  # a day after END: every re-scan is due
+NOW = datetime(2026, 5, 1, 0, 0, tzinfo=UTC)  # a day after END: every re-scan delay has passed
 HALF_HOUR = timedelta(minutes=30)
 WINDOWS = [Window(START + i * HALF_HOUR, START + (i + 1) * HALF_HOUR) for i in range(4)]
 SPACING = timedelta(minutes=5)  # one conversation every 5 minutes: 6 per window, 24 in all
 PAGE_SIZE = 2
 RUN_TIMEOUT_S = 3.0  # a hang guard, not a timing assertion: healthy runs take well under a second
+# Hours of fake time are thousands of loop turns (the idle loop wakes every 5 fake seconds): ~1 s alone.
+TIMELINE_TIMEOUT_S = 20.0
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -131,6 +137,7 @@ class GridFetcher:
     active: int = 0
     max_active: int = 0
     on_fetch: Callable[[Window, int], None] | None = None
+    followed: list[tuple[datetime, list[str]]] = field(default_factory=list)
 
     def _mono(self) -> float:
         clock = self.clock
@@ -151,7 +158,7 @@ class GridFetcher:
         pass_no: int,
         *,
         start_page: int = 1,
-        on_request: Callable[[], None] | None = None,
+        tally: RequestTally | None = None,
     ) -> AsyncIterator[Page]:
         self.calls.append(Call(window, pass_no, start_page, self._mono()))
         if self.on_fetch is not None:
@@ -165,21 +172,23 @@ class GridFetcher:
                 if number < start_page:
                     continue
                 await asyncio.sleep(0)
-                if on_request is not None:
-                    on_request()
+                if tally is not None:
+                    tally.count += 1
                 if failure is not None and failure[0] == number:
                     raise failure[1]
                 if self.gate is not None and number >= self.gate_page:
                     self.waiting.add((window, pass_no))
                     await self.gate.wait()
                 yield Page(window, pass_no, number, chunk, self.clock.now(), None, window)
-            if on_request is not None:
-                on_request()
+            if tally is not None:
+                tally.count += 1
         finally:
             self.active -= 1
 
     async def follow_open(self, ids: Sequence[str]) -> list[dict[str, Any]]:
-        return []
+        """By id, every conversation has ended (`c-HHMM` started at HH:MM on START's day)."""
+        self.followed.append((self.clock.now(), list(ids)))
+        return [record(START.replace(hour=int(c[2:4]), minute=int(c[4:6])), 1) for c in ids]
 
 
 class AckingPublisher:
@@ -220,36 +229,42 @@ class World:
         if state is not None:
             self.store.save(state)
         self.progress = Progress(
-            self.store.load(), rescan_delays=settings.windows.rescan_delays, version="t", fingerprint="fp"
+            self.store.load(),
+            rescan_delays=settings.windows.rescan_delays,
+            version="t",
+            fingerprint="fp",
+            follow_interval=settings.windows.follow_interval,
         )
         self.changes = ChangeStore(directory)
         self.fetcher = GridFetcher(clock)
         self.publisher = AckingPublisher()
         runner = PassRunner(
-            fetcher=self.fetcher,  # type: ignore[arg-type]
-            publisher=self.publisher,  # type: ignore[arg-type]
+            fetcher=self.fetcher,
+            publisher=self.publisher,
             changes=self.changes,
             progress=self.progress,
             metrics=self.metrics,
             in_flight=InFlightSnapshots(),
+            clock=clock,
         )
+        self.pruning = PruneTimer(self.changes, keep=timedelta(days=4), interval_s=600.0, clock=clock)
         self.connector = Connector(
             clock=clock,
             metrics=self.metrics,
             planner=WindowPlanner(settings.windows, clock),
             progress=self.progress,
             runner=runner,
-            publisher=self.publisher,  # type: ignore[arg-type]
+            publisher=self.publisher,
             checkpoints=self.store,
-            changes=self.changes,
+            pruning=self.pruning,
             pacer=Pacer.from_config(settings.genesys, clock=clock, metrics=self.metrics),
             heartbeat=Heartbeat(clock, max_age_s=60.0),
             settings=loop,
             max_catchup_length=settings.windows.max_catchup_length,
         )
 
-    def run(self) -> None:
-        asyncio.run(asyncio.wait_for(self.connector.run(), RUN_TIMEOUT_S))
+    def run(self, timeout_s: float = RUN_TIMEOUT_S) -> None:
+        asyncio.run(asyncio.wait_for(self.connector.run(), timeout_s))
 
     def checkpoint(self) -> CheckpointState:
         state = read_only_load(self.directory)
@@ -288,9 +303,10 @@ def published_passes(w: World) -> dict[str, set[str]]:
 # ------------------------------------------------------------------------------------------ bounded run
 
 
-def test_bounded_run_completes_every_first_pass_and_rescan_and_checkpoints_the_end(
+def test_bounded_run_of_a_backlog_older_than_every_rescan_delay_reads_each_window_once(
     world: Callable[..., World],
 ) -> None:
+    """Read a day late, a window's data is settled: re-scanning it could add nothing."""
     w = world()
     w.run()
 
@@ -299,20 +315,38 @@ def test_bounded_run_completes_every_first_pass_and_rescan_and_checkpoints_the_e
     assert state.planned_until == END
     assert state.in_progress == []
     assert state.rescans == []
-    assert {k: v for k, v in state.stats.items() if k.startswith("passes_completed")} == {
-        "passes_completed_0": 4,
-        "passes_completed_1": 4,
-        "passes_completed_2": 4,
-    }
+    assert state.stats["passes_completed_0"] == 4
+    assert state.stats["rescans_unneeded"] == 8, "both re-scans of all four windows"
+    assert sorted((c.window, c.pass_no, c.start_page) for c in w.fetcher.calls) == [
+        (window, 0, 1) for window in WINDOWS
+    ]
+    assert published_passes(w) == {"0": ALL_IDS}
+    assert set(state.open_conversations) == OPEN_ON_FIRST_PASS, "still followed by the next run"
+    assert w.publisher.flushed == 1
+
+
+def test_live_run_publishes_ends_from_the_follow_up_and_still_runs_every_rescan(
+    world: Callable[..., World],
+) -> None:
+    """Each window read as it closes: open conversations are followed by id from their first sighting,
+    so their ends reach Kafka one follow interval later, not at the re-scan; re-scans still run on time."""
+    first_read = END + timedelta(minutes=2)  # windows.lag after the last window closed
+    w = world(clock=FakeClock(first_read), WINDOWS__RESCAN_DELAYS="2h,3h")
+    w.run(TIMELINE_TIMEOUT_S)
+
+    state = w.checkpoint()
+    assert state.rescans == []
+    assert state.open_conversations == {}
     for window in WINDOWS:
         for pass_no in (0, 1, 2):
             assert [c.start_page for c in w.calls_for(window, pass_no)] == [1], (window, pass_no)
-    by_pass = published_passes(w)
-    assert by_pass["0"] == ALL_IDS
-    assert by_pass["1"] == OPEN_ON_FIRST_PASS, "only what changed after the first pass is re-published"
-    assert "2" not in by_pass
-    assert state.open_conversations == {}
-    assert w.publisher.flushed == 1
+    assert published_passes(w) == {"0": ALL_IDS, "open": OPEN_ON_FIRST_PASS}, "ends came from the follow-up"
+    # First seen when the first passes read them (at first_read, give or take the loop's fake-time ticks).
+    first_follow = min(at for at, _ids in w.fetcher.followed) - first_read
+    assert timedelta(minutes=5) <= first_follow < timedelta(minutes=5, seconds=5), first_follow
+    assert all(len(ids) <= 1000 for _at, ids in w.fetcher.followed)
+    ended = [m for m in w.publisher.messages if m.headers[HEADER_PASS] == "open"]
+    assert all(m.headers[HEADER_ENDED] == "true" for m in ended)
 
 
 BUDGET_METRIC = "genesys_connector_api_budget_requests_per_minute"
@@ -329,15 +363,20 @@ def budgets_by_pass(w: World) -> dict[int, set[float | None]]:
     return seen
 
 
-def test_overdue_rescans_of_a_bounded_run_use_the_full_budget_share(world: Callable[..., World]) -> None:
-    """The watermark reaches windows.end long before the re-scans are done: they are catch-up work."""
-    w = world()
+def test_overdue_rescans_collapse_to_the_last_due_pass_at_the_full_budget_share(
+    world: Callable[..., World],
+) -> None:
+    """After downtime passes 1 and 2 of every window are due: only pass 2 runs, as catch-up work."""
+    rescans = [
+        RescanEntry(window_start=w.start, window_end=w.end, pass_no=1, due_at=w.end + timedelta(minutes=15))
+        for w in WINDOWS
+    ]
+    w = world(state=CheckpointState(watermark=END, planned_until=END, rescans=rescans))
     seen = budgets_by_pass(w)
     w.run()
     assert w.checkpoint().rescans == []
-    assert seen[0] == {300.0}  # requests_per_minute 300 x budget_share 1.0
-    assert seen[1] == {300.0}, "overdue re-scans must not run at live_budget_share (150/min)"
-    assert seen[2] == {300.0}
+    assert sorted((c.window, c.pass_no) for c in w.fetcher.calls) == [(window, 2) for window in WINDOWS]
+    assert seen == {2: {300.0}}, "overdue re-scans must not run at live_budget_share (150/min)"
 
 
 def test_rescans_started_as_they_come_due_use_the_live_share(world: Callable[..., World]) -> None:
@@ -403,7 +442,7 @@ def test_running_passes_never_exceed_max_parallel_passes(world: Callable[..., Wo
 
     w.run()
 
-    assert len(w.fetcher.calls) == 12, "4 pass-1 and 4 pass-2 re-scans due, then pass 2 of the first 4"
+    assert len(w.fetcher.calls) == 8, "pass 2 of all 8 windows: each window's pass 1 collapsed into it"
     assert w.fetcher.max_active <= 2, f"{w.fetcher.max_active} passes ran at once with a limit of 2"
     assert w.checkpoint().rescans == []
 
@@ -468,7 +507,6 @@ def test_pass_failing_with_a_retriable_error_is_retried_from_its_acked_page_afte
     assert state.watermark == END
     assert state.rescans == []
     assert state.stats["passes_completed_0"] == 4
-    assert state.stats["passes_completed_2"] == 4
     assert published_passes(w)["0"] == ALL_IDS, "the failing window was not skipped"
     snapshots = Counter((m.key, m.content_hash) for m in w.publisher.messages)
     assert max(snapshots.values()) == 1, "acked pages are not published again"
@@ -599,3 +637,35 @@ def test_request_stop_cancels_passes_stuck_past_the_grace_period_and_keeps_their
         (WINDOWS[1].start, 2),
     ]
     assert state.watermark == WINDOWS[0].start
+
+
+# ------------------------------------------------------------------------------------------ housekeeping
+
+
+def test_checkpoints_and_prunes_run_in_worker_threads_and_prunes_only_on_their_timer(
+    world: Callable[..., World], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = world(clock=FakeClock(END + timedelta(minutes=2)), WINDOWS__RESCAN_DELAYS="2h,3h")  # 3 fake hours
+    prunes: list[tuple[datetime, bool]] = []
+    saves: list[bool] = []
+    prune, save = w.changes.prune, w.store.save
+
+    def recording_prune(older_than: datetime) -> int:
+        prunes.append((older_than, threading.current_thread() is threading.main_thread()))
+        return prune(older_than)
+
+    def recording_save(state: CheckpointState) -> CheckpointState:
+        saves.append(threading.current_thread() is threading.main_thread())
+        return save(state)
+
+    monkeypatch.setattr(w.changes, "prune", recording_prune)
+    monkeypatch.setattr(w.store, "save", recording_save)
+    w.run(TIMELINE_TIMEOUT_S)
+
+    assert saves
+    assert not any(saves), "every checkpoint write ran off the event-loop thread"
+    assert prunes
+    assert not any(on_loop for _at, on_loop in prunes)
+    cutoffs = [at for at, _on_loop in prunes]
+    assert all(b - a >= timedelta(minutes=10) for a, b in itertools.pairwise(cutoffs)), cutoffs
+    assert len(prunes) <= 3 * 6 + 1, "one prune per 10 minutes over 3 hours"

@@ -215,3 +215,30 @@ def test_hundred_thousand_entries_sanity(store: ChangeStore) -> None:
     assert store.prune(T0 + timedelta(days=1)) == n // 2
     assert store.count() == n // 2
     assert store.get_many(["conv-000000", "conv-000001"]) == {"conv-000000": "changed"}
+
+
+def test_prune_finds_its_rows_through_the_last_seen_index(store: ChangeStore, tmp_path: Path) -> None:
+    raw = sqlite3.connect(tmp_path / CHANGES_FILE)
+    try:
+        plan = raw.execute(
+            "EXPLAIN QUERY PLAN SELECT conversation_id FROM changes WHERE last_seen < ? LIMIT 10", (0.0,)
+        ).fetchall()
+    finally:
+        raw.close()
+    assert any("changes_last_seen" in str(row[-1]) for row in plan), plan
+
+
+def test_a_store_written_before_the_index_gains_it_on_open(tmp_path: Path) -> None:
+    with ChangeStore(tmp_path) as s:
+        s.put_many(items(3), seen_at=T0)
+    raw = sqlite3.connect(tmp_path / CHANGES_FILE)
+    raw.execute("DROP INDEX changes_last_seen")
+    raw.close()
+    with ChangeStore(tmp_path) as s:
+        assert s.prune(T0 + timedelta(seconds=1)) == 3
+    raw = sqlite3.connect(tmp_path / CHANGES_FILE)
+    try:
+        names = {n for (n,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    finally:
+        raw.close()
+    assert "changes_last_seen" in names

@@ -25,6 +25,7 @@ from connector.state.checkpoint import (
     PassProgress,
     RescanEntry,
     config_fingerprint,
+    parse_checkpoint,
     read_only_load,
 )
 
@@ -364,3 +365,21 @@ def test_last_error_is_pattern_redacted_even_without_a_redactor(tmp_path: Path, 
     assert saved.last_error is not None
     assert saved.last_error.message == "sasl.password=*** rejected"
     assert "pw-123" not in (tmp_path / CHECKPOINT_FILE).read_text()
+
+
+def test_a_checkpoint_written_before_passes_recorded_their_start_still_loads(tmp_path: Path) -> None:
+    old = {
+        "format": 1,
+        "watermark": "2026-05-01T10:00:00Z",
+        "in_progress": [
+            {
+                "window_start": "2026-05-01T10:00:00Z",
+                "window_end": "2026-05-01T10:05:00Z",
+                "pass_no": 0,
+                "next_page": 3,
+            }
+        ],
+    }
+    state = parse_checkpoint(orjson.dumps(old), path=tmp_path / "checkpoint.json")
+    assert state.in_progress[0].started_at is None
+    assert state.in_progress[0].next_page == 3

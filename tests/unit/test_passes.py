@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from connector.errors import DeliveryError, FatalError
-from connector.genesys.fetcher import Page
+from connector.genesys.fetcher import Page, RequestTally
 from connector.kafka.publisher import BatchResult, DeliveryFailure
 from connector.kafka.records import (
     HEADER_CONTENT_HASH,
@@ -59,7 +59,7 @@ def page(number: int, records: list[dict[str, Any]], *, at: datetime, pass_no: i
 
 
 class FakeFetcher:
-    """Yields the given pages per pass number, one `on_request` per page plus one for the final empty page."""
+    """Yields the given pages per pass number; counts a request per page and one for the final empty page."""
 
     def __init__(self, pages: dict[int, list[Page]]) -> None:
         self.pages = pages
@@ -72,18 +72,18 @@ class FakeFetcher:
         pass_no: int,
         *,
         start_page: int = 1,
-        on_request: Callable[[], None] | None = None,
+        tally: RequestTally | None = None,
     ) -> AsyncIterator[Page]:
         self.calls.append((window, pass_no, start_page))
         for p in self.pages.get(pass_no, []):
             if p.page_number < start_page:
                 continue
-            if on_request is not None:
-                on_request()
+            if tally is not None:
+                tally.count += 1
             await asyncio.sleep(0)
             yield p
-        if on_request is not None:
-            on_request()
+        if tally is not None:
+            tally.count += 1
 
     async def follow_open(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Current versions by id (multi-get): whatever the test put in `by_id`, for the ids asked."""
@@ -129,8 +129,8 @@ class Harness:
         self.fetcher = FakeFetcher(pages)
         self.publisher = FakePublisher()
         self.runner = PassRunner(
-            fetcher=self.fetcher,  # type: ignore[arg-type]
-            publisher=self.publisher,  # type: ignore[arg-type]
+            fetcher=self.fetcher,
+            publisher=self.publisher,
             changes=self.changes,
             progress=self.progress,
             metrics=self.metrics,
@@ -140,7 +140,7 @@ class Harness:
     def key(self, pass_no: int) -> PassKey:
         """A pass in flight, as the app would have handed it out."""
         if pass_no == 0:
-            return self.progress.begin_first_pass(W)
+            return self.progress.begin_first_pass(W, T0)
         key = PassKey(W, pass_no)
         self.progress.in_progress[key] = 1
         return key
@@ -487,7 +487,7 @@ def test_completion_calls_progress_complete(make: Callable[..., Harness]) -> Non
     assert h.sample("windows_completed_total", **{"pass": "0"}) == 1
 
 
-def test_open_conversations_are_noted_on_the_first_pass_only_and_forgotten_once_ended(
+def test_open_conversations_are_followed_from_their_first_sighting_and_forgotten_once_ended(
     make: Callable[..., Harness],
 ) -> None:
     later = T0 + timedelta(minutes=20)
@@ -499,10 +499,10 @@ def test_open_conversations_are_noted_on_the_first_pass_only_and_forgotten_once_
     )
 
     asyncio.run(h.run(h.key(0)))
-    assert h.progress.open_conversations == {"c-open": T0}
+    assert h.progress.open.first_seen == {"c-open": T0}
 
     asyncio.run(h.run(h.key(1)))
-    assert h.progress.open_conversations == {}, "c-open ended; re-scans do not start following c-other"
+    assert h.progress.open.first_seen == {"c-other": later}, "c-open ended; c-other is first seen open now"
 
 
 def test_query_requests_are_counted_per_pass(make: Callable[..., Harness]) -> None:
@@ -534,12 +534,12 @@ def test_follow_up_publishes_the_ended_version_with_the_open_label_and_forgets_i
     make: Callable[..., Harness],
 ) -> None:
     h = make({})
-    h.progress.note_open(["c-mail", "c-gone"], T0)
-    h.fetcher.by_id = {"c-mail": conv("c-mail", ended=True)}
-    published = asyncio.run(h.runner.follow_open(["c-mail", "c-gone"]))
-    assert published == 1
-    assert [m.headers["genesys.pass"] for m in h.publisher.batches[0]] == ["open"]
-    assert h.progress.open_conversations == {}, "ended and vanished conversations are no longer followed"
+    h.progress.open.note_open(["c-mail", "c-gone", "c-chat"], T0)
+    h.fetcher.by_id = {"c-mail": conv("c-mail", ended=True), "c-chat": conv("c-chat", ended=False)}
+    published = asyncio.run(h.runner.follow_open(["c-mail", "c-gone", "c-chat"]))
+    assert published == 2
+    assert [m.headers["genesys.pass"] for m in h.publisher.batches[0]] == ["open", "open"]
+    assert set(h.progress.open.first_seen) == {"c-chat"}, "ended and vanished ones are no longer followed"
 
 
 def test_follow_up_of_an_unchanged_conversation_publishes_nothing_but_keeps_its_hash_fresh(

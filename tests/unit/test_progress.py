@@ -19,9 +19,17 @@ def window(start_min: int, length_min: int = 5) -> Window:
     return Window(T0 + start_min * MIN, T0 + (start_min + length_min) * MIN)
 
 
-def progress(state: CheckpointState | None = None, delays: list[timedelta] | None = None) -> Progress:
+def progress(
+    state: CheckpointState | None = None,
+    delays: list[timedelta] | None = None,
+    follow: timedelta | None = None,
+) -> Progress:
     return Progress(
-        state, rescan_delays=DELAYS if delays is None else delays, version="1.2.3", fingerprint="fp"
+        state,
+        rescan_delays=DELAYS if delays is None else delays,
+        version="1.2.3",
+        fingerprint="fp",
+        follow_interval=follow,
     )
 
 
@@ -43,7 +51,7 @@ def test_new_progress_has_no_watermark_and_nothing_to_resume() -> None:
 
 def test_watermark_stays_at_earliest_in_flight_first_pass_when_later_windows_complete_first() -> None:
     p = progress()
-    keys = [p.begin_first_pass(window(m)) for m in (0, 5, 10, 15)]
+    keys = [p.begin_first_pass(window(m), window(m).end) for m in (0, 5, 10, 15)]
     assert p.planned_until == window(15).end
     assert p.watermark == T0
 
@@ -60,7 +68,7 @@ def test_watermark_stays_at_earliest_in_flight_first_pass_when_later_windows_com
 
 def test_rescans_in_flight_do_not_hold_the_watermark_back() -> None:
     p = progress()
-    first = p.begin_first_pass(window(0))
+    first = p.begin_first_pass(window(0), window(0).end)
     p.complete(first)
     (rescan_key,) = p.take_due_rescans(window(0).end + DELAYS[0], max_length=timedelta(hours=1))
     assert rescan_key in p.in_progress
@@ -78,7 +86,7 @@ def test_watermark_of_an_old_checkpoint_without_planned_until_is_where_planning_
 
 def test_page_acked_only_moves_forward() -> None:
     p = progress()
-    key = p.begin_first_pass(window(0))
+    key = p.begin_first_pass(window(0), window(0).end)
     assert p.in_progress[key] == 1
     p.page_acked(key, 3)
     assert p.in_progress[key] == 4
@@ -90,7 +98,7 @@ def test_page_acked_only_moves_forward() -> None:
 
 def test_page_acked_for_a_pass_not_in_flight_is_ignored() -> None:
     p = progress()
-    key = p.begin_first_pass(window(0))
+    key = p.begin_first_pass(window(0), window(0).end)
     p.complete(key)
     p.page_acked(key, 7)
     assert key not in p.in_progress
@@ -98,9 +106,9 @@ def test_page_acked_for_a_pass_not_in_flight_is_ignored() -> None:
 
 def test_resumable_after_reload_from_snapshot_gives_same_passes_and_pages(tmp_path: Path) -> None:
     p = progress()
-    a = p.begin_first_pass(window(0))
-    b = p.begin_first_pass(window(5))
-    c = p.begin_first_pass(window(10))
+    a = p.begin_first_pass(window(0), window(0).end)
+    b = p.begin_first_pass(window(5), window(5).end)
+    c = p.begin_first_pass(window(10), window(10).end)
     p.page_acked(a, 2)
     p.page_acked(c, 5)
     p.complete(b)
@@ -127,7 +135,7 @@ def test_resumable_after_reload_from_snapshot_gives_same_passes_and_pages(tmp_pa
 
 def test_completing_first_pass_schedules_pass_1_at_window_end_plus_first_delay() -> None:
     p = progress()
-    key = p.begin_first_pass(window(0))
+    key = p.begin_first_pass(window(0), window(0).end)
     p.complete(key)
     assert key not in p.in_progress
     assert p.rescans == [
@@ -162,7 +170,7 @@ def test_completing_the_last_pass_schedules_nothing() -> None:
 
 def test_no_rescan_delays_means_first_pass_schedules_nothing() -> None:
     p = progress(delays=[])
-    key = p.begin_first_pass(window(0))
+    key = p.begin_first_pass(window(0), window(0).end)
     p.complete(key)
     assert p.rescans == []
 
@@ -236,18 +244,77 @@ def test_rescans_beyond_the_configured_number_of_delays_are_dropped_on_load() ->
     assert [r.pass_no for r in progress(state, delays=[]).rescans] == []
 
 
+# ------------------------------------------------------------------------------------------ collapse
+
+
+def test_first_pass_started_after_two_rescan_delays_schedules_only_the_third_rescan() -> None:
+    p = progress()
+    w = window(0)
+    key = p.begin_first_pass(w, w.end + timedelta(hours=3))  # passes 1 (15m) and 2 (2h) already due
+    p.complete(key)
+    assert [(r.pass_no, r.due_at) for r in p.rescans] == [(3, w.end + DELAYS[2])]
+    assert p.stats["rescans_unneeded"] == 2
+
+
+def test_first_pass_of_a_backlog_older_than_the_longest_delay_schedules_no_rescan() -> None:
+    p = progress()
+    w = window(0)
+    p.complete(p.begin_first_pass(w, w.end + DELAYS[-1]))  # due at that very instant counts as read
+    assert p.rescans == []
+    assert p.stats["rescans_unneeded"] == len(DELAYS)
+
+
+def test_when_several_passes_of_a_window_are_due_only_the_last_due_one_runs() -> None:
+    w = window(0)
+    now = w.end + timedelta(hours=3)  # downtime: passes 1 and 2 are both due, pass 3 is not
+    p = progress(CheckpointState(rescans=[rescan(0, 1, w.end + DELAYS[0])]))
+
+    (key,) = p.take_due_rescans(now, max_length=timedelta(hours=1))
+    assert key == PassKey(w, 2)
+    p.complete(key)
+    assert [(r.pass_no, r.due_at) for r in p.rescans] == [(3, w.end + DELAYS[2])]
+    assert p.stats == {"passes_completed_2": 1}
+
+
+def test_collapsed_rescans_still_merge_contiguous_windows() -> None:
+    a, b = window(0), window(5)
+    now = b.end + timedelta(hours=3)
+    p = progress(CheckpointState(rescans=[rescan(0, 1, a.end + DELAYS[0]), rescan(5, 2, b.end + DELAYS[1])]))
+    assert p.take_due_rescans(now, max_length=timedelta(hours=1)) == [PassKey(Window(a.start, b.end), 2)]
+    assert p.rescans == []
+
+
+def test_start_of_a_pass_in_flight_survives_the_checkpoint_and_still_collapses_after_a_restart() -> None:
+    p = progress()
+    w = window(0)
+    p.begin_first_pass(w, w.end + timedelta(hours=3))
+    again = progress(p.snapshot())
+    (key, _page), *_ = again.resumable()
+    again.complete(key)
+    assert [r.pass_no for r in again.rescans] == [3]
+
+
+def test_pass_resumed_from_a_checkpoint_without_its_start_schedules_the_very_next_pass() -> None:
+    """Old checkpoints do not say when a pass started: its early pages may predate every due time."""
+    w = window(0)
+    old = PassProgress(window_start=w.start, window_end=w.end, pass_no=0, next_page=3)
+    p = progress(CheckpointState(in_progress=[old]))
+    p.complete(PassKey(w, 0))
+    assert [(r.pass_no, r.due_at) for r in p.rescans] == [(1, w.end + DELAYS[0])]
+
+
 # ------------------------------------------------------------------------------------------ snapshot
 
 
 def test_snapshot_contains_planned_until_stats_and_last_error() -> None:
     p = progress()
-    a = p.begin_first_pass(window(0))
-    b = p.begin_first_pass(window(5))
+    a = p.begin_first_pass(window(0), window(0).end)
+    b = p.begin_first_pass(window(5), window(5).end)
     p.page_acked(b, 1)
     p.complete(a)
     p.add_stat("published", 7)
     p.add_stat("published", 3)
-    p.note_open(["c1"], T0)
+    p.open.note_open(["c1"], T0)
     failed_at = T0 + timedelta(hours=1)
 
     snap = p.snapshot(last_error=(failed_at, "upstream unavailable status=503"))
@@ -255,7 +322,13 @@ def test_snapshot_contains_planned_until_stats_and_last_error() -> None:
     assert snap.planned_until == window(5).end
     assert snap.watermark == window(5).start
     assert snap.in_progress == [
-        PassProgress(window_start=window(5).start, window_end=window(5).end, pass_no=0, next_page=2)
+        PassProgress(
+            window_start=window(5).start,
+            window_end=window(5).end,
+            pass_no=0,
+            next_page=2,
+            started_at=window(5).end,
+        )
     ]
     assert [r.pass_no for r in snap.rescans] == [1]
     assert snap.stats == {"published": 10, "passes_completed_0": 1}
@@ -268,7 +341,7 @@ def test_snapshot_contains_planned_until_stats_and_last_error() -> None:
 def test_snapshot_without_a_new_error_keeps_the_loaded_one_and_is_acked_only() -> None:
     first = progress().snapshot(last_error=(T0, "boom"))
     p = progress(first)
-    p.begin_first_pass(window(0))  # handed out, nothing acked
+    p.begin_first_pass(window(0), window(0).end)  # handed out, nothing acked
     snap = p.snapshot()
     assert snap.last_error is not None
     assert snap.last_error.message == "boom"
@@ -276,16 +349,16 @@ def test_snapshot_without_a_new_error_keeps_the_loaded_one_and_is_acked_only() -
     assert snap.in_progress[0].next_page == 1
 
 
-def test_open_conversations_are_tracked_until_they_end_and_pruned_by_age() -> None:
-    p = progress()
-    p.note_open(["a", "b"], T0)
-    p.note_open(["a"], T0 + timedelta(hours=1))  # first sighting is kept
-    assert p.open_conversations == {"a": T0, "b": T0}
-    p.note_ended(["b", "unknown"])
-    assert p.open_conversations == {"a": T0}
-    p.note_open(["c"], T0 + timedelta(days=2))
-    p.prune_open(T0 + timedelta(days=1))
-    assert p.open_conversations == {"c": T0 + timedelta(days=2)}
+def test_open_conversations_survive_a_snapshot_and_are_due_one_interval_after_their_first_sighting() -> None:
+    p = progress(follow=timedelta(minutes=5))
+    p.open.note_open(["a", "b"], T0)
+    p.open.note_open(["a"], T0 + timedelta(hours=1))  # first sighting is kept
+    p.open.note_ended(["b", "unknown"])
+    assert p.snapshot().open_conversations == {"a": T0}
+
+    again = progress(p.snapshot(), follow=timedelta(minutes=5))
+    assert again.open.next_due() == T0 + timedelta(minutes=5)
+    assert again.open.due(T0 + timedelta(minutes=5), limit=100) == ["a"]
 
 
 # ------------------------------------------------------------------------------------------ overdue re-scans
@@ -295,7 +368,7 @@ def test_oldest_due_rescan_counts_waiting_and_in_flight_rescans_but_not_future_o
     now = T0 + timedelta(hours=3)
     p = progress(CheckpointState(rescans=[rescan(0, 1, now + MIN), rescan(5, 2, now - MIN)]))
     assert p.oldest_due_rescan(now) == now - MIN  # the one due in a minute is not due yet
-    p.begin_first_pass(window(10))
+    p.begin_first_pass(window(10), window(10).end)
     assert p.oldest_due_rescan(now) == now - MIN  # first passes are not re-scans
 
     w = window(20)

@@ -1,4 +1,4 @@
-"""Windows: the value object, first-pass planning (lag, alignment, catch-up, bounded end), re-scans."""
+"""Windows: the value object and first-pass planning (lag, alignment, catch-up, bounded end)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from connector.clock import FakeClock
 from connector.config import WindowsSettings
-from connector.windows import RescanSchedule, Window, WindowPlanner, align_down, format_instant
+from connector.windows import Window, WindowPlanner, align_down, format_instant
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -35,8 +35,6 @@ def test_interval_is_iso_utc_with_milliseconds() -> None:
     assert window.interval == "2026-05-01T10:00:00.123Z/2026-05-01T10:05:00.000Z"
     assert window.start.tzinfo == UTC
     assert window.start.microsecond == 123000
-    assert Window.parse(window.interval) == window
-    assert Window.from_dict(window.to_dict()) == window
     assert str(window) == window.interval
 
 
@@ -45,8 +43,6 @@ def test_window_rejects_naive_and_empty_ranges() -> None:
         Window(datetime(2026, 5, 1), datetime(2026, 5, 2))
     with pytest.raises(ValueError, match="before its end"):
         Window(at(1), at(1))
-    with pytest.raises(ValueError, match="not an interval"):
-        Window.parse("2026-05-01T00:00:00Z")
 
 
 def test_split_into_halves() -> None:
@@ -180,53 +176,3 @@ def test_relative_start_is_resolved_once() -> None:
     first = plan.initial_start()
     clock.advance(3600)
     assert plan.initial_start() == first
-
-
-# ---------------------------------------------------------------------------------------- re-scans
-
-DELAYS = [timedelta(minutes=15), timedelta(hours=2), timedelta(hours=26)]
-
-
-def test_rescans_are_due_at_window_end_plus_each_delay() -> None:
-    schedule = RescanSchedule(DELAYS)
-    window = Window(at(0), at(0, 5))
-    added = schedule.schedule(window)
-    assert [(r.pass_no, r.due_at) for r in added] == [(1, at(0, 20)), (2, at(2, 5)), (3, at(26, 5))]
-    assert len(schedule) == 3
-    assert schedule.next_due_at() == at(0, 20)
-    assert schedule.due(at(0, 19)) == []
-    assert [r.pass_no for r in schedule.due(at(0, 20))] == [1]
-
-
-def test_only_the_highest_due_pass_runs_and_completing_it_drops_lower_ones() -> None:
-    schedule = RescanSchedule(DELAYS)
-    a, b = Window(at(0), at(0, 5)), Window(at(0, 5), at(0, 10))
-    schedule.schedule(a)
-    schedule.schedule(b)
-    due = schedule.due(at(3))  # after downtime: passes 1 and 2 of both windows are due
-    assert [(r.window, r.pass_no) for r in due] == [(a, 2), (b, 2)]
-    schedule.complete(a, 2)
-    assert [(r.window, r.pass_no) for r in schedule.pending()] == [(b, 1), (b, 2), (a, 3), (b, 3)]
-    schedule.complete(b, 1)
-    assert [(r.window, r.pass_no) for r in schedule.due(at(3))] == [(b, 2)]
-
-
-def test_rescan_schedule_round_trips_through_plain_data() -> None:
-    schedule = RescanSchedule(DELAYS)
-    schedule.schedule(Window(at(0), at(0, 5)))
-    data = schedule.to_dict()
-    assert data["pending"][0] == {
-        "start": "2026-05-01T12:00:00.000Z",
-        "end": "2026-05-01T12:05:00.000Z",
-        "pass": 1,
-        "due_at": "2026-05-01T12:20:00.000Z",
-    }
-    restored = RescanSchedule.from_dict(data, DELAYS)
-    assert restored.pending() == schedule.pending()
-
-
-def test_no_delays_means_no_rescans() -> None:
-    schedule = RescanSchedule([])
-    assert schedule.schedule(Window(at(0), at(1))) == []
-    assert schedule.next_due_at() is None
-    assert RescanSchedule.from_dict({}, []).pending() == []
