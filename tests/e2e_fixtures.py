@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.windows import format_instant
+from connector.clock import format_instant
 
 
 @dataclass
