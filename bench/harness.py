@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +32,12 @@ import httpx
 import psutil
 from confluent_kafka import Consumer, TopicPartition
 
+from connector.clock import format_instant as iso
 from connector.testbed.simulator import RemoteSimulatorControl, spawn_simulator
 
 ENV_PREFIX = "GENESYS_CONNECTOR__"
 STARTED_MSG = "connector started"
 BOUNDED_DONE_MSG = "bounded run complete"
-
-
-def iso(moment: datetime) -> str:
-    """`2026-01-01T00:00:00.000Z` (what windows.start/end and the simulator accept)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 # ------------------------------------------------------------------------------------------ simulator

@@ -12,6 +12,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
+def format_instant(moment: datetime) -> str:
+    """`2026-05-01T10:00:00.000Z`: ISO-8601 UTC with milliseconds and `Z`.
+
+    The one text form of an instant: Genesys intervals, the Kafka headers, the checkpoint and the config
+    all use it. A naive datetime is refused (ValueError) rather than read in the machine's local zone.
+    """
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}: instants must be timezone-aware")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 class Clock(Protocol):
     """Source of wall-clock time, monotonic time and sleeping."""
 

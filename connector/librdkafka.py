@@ -16,7 +16,7 @@ from typing import Protocol
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from connector.errors import ConfigError
-from connector.secrets import MASK, is_secret_name, mask_settings
+from connector.secrets import Redactor, is_secret_name, mask_settings
 
 SettingValue = str | int | float | bool
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -183,10 +183,12 @@ _SILENT.propagate = False
 def describe_rejection(exc: Exception, settings: Mapping[str, SettingValue]) -> str:
     """librdkafka's reason for refusing `settings`, with any secret value masked."""
     text = describe_kafka_exception(exc) if isinstance(exc, KafkaException) else str(exc)
-    for key, value in settings.items():
-        if is_secret_name(key) and str(value):
-            text = text.replace(str(value), MASK)
-    return f"the producer settings were rejected: {text.strip()}"
+    return f"the producer settings were rejected: {settings_redactor(settings).redact(text).strip()}"
+
+
+def settings_redactor(settings: Mapping[str, SettingValue]) -> Redactor:
+    """A `Redactor` that masks the credentials of `settings` (secret-named properties) in any text."""
+    return Redactor(str(value) for key, value in settings.items() if is_secret_name(key) and str(value))
 
 
 def redacted(settings: Mapping[str, object]) -> dict[str, object]:

@@ -16,17 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from connector.clock import Clock
+from connector.clock import Clock, format_instant
 from connector.config import WindowsSettings
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
-
-
-def format_instant(value: datetime) -> str:
-    """`2026-05-01T10:00:00.000Z`: the form Genesys intervals and our Kafka headers use."""
-    utc = value.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def _truncate_ms(value: datetime) -> datetime:

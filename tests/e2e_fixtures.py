@@ -15,10 +15,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
-from connector.windows import format_instant
+from connector.clock import format_instant
+from connector.config import ENV_DELIMITER, ENV_PREFIX
 
 
 @dataclass
@@ -81,27 +83,91 @@ class ConnectorRunner:
             cp.kill()
 
 
-def connector_env(
-    *, api_url: str, bootstrap: str, topic: str, state_dir: Path, extra: Mapping[str, str] | None = None
-) -> dict[str, str]:
-    """Environment for a connector against the simulator and the broker (override with `extra`)."""
-    env = {
-        "GENESYS_CONNECTOR__GENESYS__API_BASE_URL": api_url,
-        "GENESYS_CONNECTOR__GENESYS__LOGIN_BASE_URL": api_url,
-        "GENESYS_CONNECTOR__GENESYS__CLIENT_ID": "demo-client",
-        "GENESYS_CONNECTOR__GENESYS__CLIENT_SECRET": "demo-secret",
-        "GENESYS_CONNECTOR__GENESYS__BACKOFF_BASE_S": "0.1",
-        "GENESYS_CONNECTOR__GENESYS__BACKOFF_MAX_S": "1",
-        "GENESYS_CONNECTOR__KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-        "GENESYS_CONNECTOR__KAFKA__TOPIC": topic,
-        "GENESYS_CONNECTOR__CHECKPOINT__DIRECTORY": str(state_dir),
-        "GENESYS_CONNECTOR__METRICS__HOST": "127.0.0.1",
-        "GENESYS_CONNECTOR__METRICS__PORT": "0",
-        "GENESYS_CONNECTOR__LOGGING__FORMAT": "json",
-        "GENESYS_CONNECTOR__LOGGING__LEVEL": "INFO",
+#: A setting's value in `connector_env(settings=...)`: text, or an instant (written with `iso_z`).
+Setting = str | datetime
+
+
+def settings_env(settings: Mapping[str, Setting]) -> dict[str, str]:
+    """Environment variables for settings named as in the config file.
+
+    `windows.filters.media_types` -> `GENESYS_CONNECTOR__WINDOWS__FILTERS__MEDIA_TYPES`; an instant is
+    written as the config takes it (`iso_z`, which refuses a sub-millisecond instant).
+    """
+    return {
+        ENV_PREFIX + name.upper().replace(".", ENV_DELIMITER): iso_z(value)
+        if isinstance(value, datetime)
+        else value
+        for name, value in settings.items()
     }
+
+
+def connector_env(
+    *,
+    api_url: str,
+    bootstrap: str,
+    topic: str,
+    state_dir: Path,
+    settings: Mapping[str, Setting] | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Environment for a connector against the simulator and the broker.
+
+    `settings` (names as in the config file, see `settings_env`) override the defaults here; `extra` holds
+    raw environment variables and is applied last.
+    """
+    env = settings_env(
+        {
+            "genesys.api_base_url": api_url,
+            "genesys.login_base_url": api_url,
+            "genesys.client_id": "demo-client",
+            "genesys.client_secret": "demo-secret",
+            "genesys.backoff_base_s": "0.1",
+            "genesys.backoff_max_s": "1",
+            "kafka.bootstrap_servers": bootstrap,
+            "kafka.topic": topic,
+            "checkpoint.directory": str(state_dir),
+            "metrics.host": "127.0.0.1",
+            "metrics.port": "0",
+            "logging.format": "json",
+            "logging.level": "INFO",
+            **(settings or {}),
+        }
+    )
     env.update(extra or {})
     return env
+
+
+class ConnectorSetup(Protocol):
+    """The `connector_setup` fixture's function (see there)."""
+
+    def __call__(
+        self, api_url: str, prefix: str, settings: Mapping[str, Setting], *, state: str | Path = "state"
+    ) -> tuple[str, dict[str, str]]: ...
+
+
+@pytest.fixture
+def connector_setup(kafka_bootstrap: str, tmp_path: Path) -> ConnectorSetup:
+    """`topic, env = connector_setup(sim.base_url, "e2e-x", {"windows.start": start})`.
+
+    A fresh topic on the test broker (named after `prefix`) and the environment of a connector that reads
+    the simulator at `api_url` into it, with `settings` and its state in `tmp_path / state` (or at
+    `state`, when absolute).
+    """
+
+    def setup(
+        api_url: str, prefix: str, settings: Mapping[str, Setting], *, state: str | Path = "state"
+    ) -> tuple[str, dict[str, str]]:
+        topic = create_test_topic(kafka_bootstrap, prefix)
+        env = connector_env(
+            api_url=api_url,
+            bootstrap=kafka_bootstrap,
+            topic=topic,
+            state_dir=tmp_path / state,
+            settings=settings,
+        )
+        return topic, env
+
+    return setup
 
 
 @pytest.fixture

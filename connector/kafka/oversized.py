@@ -180,3 +180,53 @@ def truncated_message(message: OutboundMessage, limit_bytes: int) -> OutboundMes
     headers[HEADER_CONTENT_HASH] = value_hash(reduction.value)
     headers[HEADER_TRUNCATED_FIELDS] = ",".join(sorted(dropped))[:_MAX_FIELDS_HEADER]
     return OutboundMessage(key=message.key, value=reduction.value, headers=headers)
+
+
+@dataclass
+class SizeLimits:
+    """The two limits a message can hit, as far as they are known, and what to do when one refuses it.
+
+    `topic_bytes` is the topic's `max.message.bytes`, None until the startup check has read it (or when
+    the client may not describe the topic). Pure: the publisher does the producing.
+    """
+
+    topic: str
+    policy: OversizedPolicy
+    producer_bytes: int
+    topic_bytes: int | None = None
+
+    def text(self, limit: SizeLimit) -> str:
+        """The limit named as a reader would look for it (setting, and value when known)."""
+        if limit == "producer":
+            return f"kafka.message_max_bytes (librdkafka message.max.bytes = {self.producer_bytes} bytes)"
+        known = f" = {self.topic_bytes} bytes" if self.topic_bytes is not None else ""
+        return f"the max.message.bytes of topic {self.topic!r}{known}"
+
+    def hint(self, message: OutboundMessage, limit: SizeLimit) -> str:
+        """Which limit refused `message`, and what to do about it (for the fatal error's message)."""
+        size = wire_size(message)
+        original = message.headers.get(HEADER_ORIGINAL_BYTES)
+        prefix = f"{original} bytes before truncation, {size} after; " if original else f"{size} bytes; "
+        limit_text = self.text(limit)
+        if limit == "topic" and self.topic_bytes is not None and size < self.topic_bytes:
+            return f"{prefix}refused with its record batch, which exceeded {limit_text}: set " + (
+                "kafka.message_max_bytes at most that"
+            )
+        if self.policy == "truncate":
+            return f"{prefix}even its reduced form exceeds {limit_text}"
+        return f"{prefix}the limit hit is {limit_text}: raise it, or set kafka.oversized_records: truncate"
+
+    def replacement(self, message: OutboundMessage, limit: SizeLimit) -> OutboundMessage | None:
+        """What to send instead: the message itself if it fits the limit on its own, else a reduced one.
+
+        A broker rejects a whole record batch, so a message that fits may have been rejected along with
+        an oversized neighbour: it is sent again unchanged. When the topic's limit is unknown (no right to
+        describe the topic), each refusal halves the target size.
+        """
+        size = wire_size(message)
+        limit_bytes = self.producer_bytes if limit == "producer" else self.topic_bytes
+        if limit_bytes is None:
+            return truncated_message(message, size // 2)
+        if limit == "topic" and size <= limit_bytes - size_margin(limit_bytes):
+            return message
+        return truncated_message(message, limit_bytes)

@@ -30,10 +30,12 @@ import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 import orjson
+
+from connector.clock import format_instant
 
 HEADER_CONTENT_HASH = "genesys.content_hash"
 HEADER_ENDED = "genesys.ended"
@@ -62,13 +64,6 @@ def content_hash(record: Mapping[str, Any]) -> str:
 
 
 @functools.lru_cache(maxsize=4096)  # a page's messages share their window and observation instants
-def format_instant(moment: datetime) -> str:
-    """ISO-8601 UTC with milliseconds and `Z` (`2026-05-01T10:00:00.000Z`), for header values."""
-    if moment.tzinfo is None:
-        raise ValueError(f"naive datetime {moment!r}: header instants must be timezone-aware")
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 class WindowLike(Protocol):
     """What the message format needs of a window (connector.windows.Window fits): `[start, end)`."""
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from e2e_fixtures import ConnectorRunner, config_instant, connector_env, create_test_topic, iso_z, wait_for
+from e2e_fixtures import ConnectorRunner, ConnectorSetup, config_instant, wait_for
 from tmpfs_fixtures import fill_volume
 
 from connector.state.checkpoint import read_only_load
@@ -34,22 +34,21 @@ def test_a_full_volume_stops_the_worker_and_every_restart_before_producing_anyth
     kafka_bootstrap: str,
     connector_runner: ConnectorRunner,
     small_tmpfs: Callable[[int], Path],
+    connector_setup: ConnectorSetup,
 ) -> None:
     state = small_tmpfs(16 * 1024 * 1024)
     start = config_instant(datetime.now(UTC) - timedelta(hours=6))
     config = SimulatorConfig(seed=5, history_start=start, volume_per_hour=300, latency_ms=30)
     with start_simulator(config) as sim:
-        topic = create_test_topic(kafka_bootstrap, "e2e-disk-full")
-        env = connector_env(
-            api_url=sim.base_url,
-            bootstrap=kafka_bootstrap,
-            topic=topic,
-            state_dir=state,
-            extra={
-                "GENESYS_CONNECTOR__WINDOWS__START": iso_z(start),
-                "GENESYS_CONNECTOR__WINDOWS__MAX_CATCHUP_LENGTH": "20m",
-                "GENESYS_CONNECTOR__CHECKPOINT__MIN_FREE_BYTES": str(RESERVE),
+        topic, env = connector_setup(
+            sim.base_url,
+            "e2e-disk-full",
+            {
+                "windows.start": start,
+                "windows.max_catchup_length": "20m",
+                "checkpoint.min_free_bytes": str(RESERVE),
             },
+            state=state,
         )
         first = connector_runner.start(env)
         assert wait_for(lambda: _mid_backfill(state), 60), first.log_tail()

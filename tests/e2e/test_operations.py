@@ -17,7 +17,15 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from e2e_fixtures import ConnectorRunner, config_instant, connector_env, create_test_topic, iso_z, wait_for
+from e2e_fixtures import (
+    ConnectorRunner,
+    ConnectorSetup,
+    config_instant,
+    connector_env,
+    create_test_topic,
+    settings_env,
+    wait_for,
+)
 
 from connector.state.checkpoint import read_only_load
 from connector.testbed.broker.launcher import free_ports
@@ -43,7 +51,7 @@ def _cli(
 @pytest.mark.e2e
 @pytest.mark.kafka
 def test_sigterm_stops_gracefully_then_resumes_without_loss(
-    kafka_bootstrap: str, connector_runner: ConnectorRunner, tmp_path: Path
+    kafka_bootstrap: str, connector_runner: ConnectorRunner, tmp_path: Path, connector_setup: ConnectorSetup
 ) -> None:
     start = config_instant(datetime.now(UTC) - timedelta(hours=8))
     port = free_ports(1)[0]
@@ -51,18 +59,15 @@ def test_sigterm_stops_gracefully_then_resumes_without_loss(
         seed=3, history_start=start, volume_per_hour=300, latency_ms=30, live_rate_per_minute=30
     )
     with start_simulator(config) as sim:
-        topic = create_test_topic(kafka_bootstrap, "e2e-sigterm")
-        env = connector_env(
-            api_url=sim.base_url,
-            bootstrap=kafka_bootstrap,
-            topic=topic,
-            state_dir=tmp_path / "state",
-            extra={
-                "GENESYS_CONNECTOR__WINDOWS__START": iso_z(start),
-                "GENESYS_CONNECTOR__WINDOWS__MAX_CATCHUP_LENGTH": "20m",
-                "GENESYS_CONNECTOR__WINDOWS__LENGTH": "10s",
-                "GENESYS_CONNECTOR__WINDOWS__LAG": "3s",
-                "GENESYS_CONNECTOR__METRICS__PORT": str(port),
+        topic, env = connector_setup(
+            sim.base_url,
+            "e2e-sigterm",
+            {
+                "windows.start": start,
+                "windows.max_catchup_length": "20m",
+                "windows.length": "10s",
+                "windows.lag": "3s",
+                "metrics.port": str(port),
             },
         )
         proc = connector_runner.start(env)
@@ -89,11 +94,7 @@ def test_sigterm_stops_gracefully_then_resumes_without_loss(
         # Resume: a bounded run to where the first run was, then everything before it must be there.
         end = config_instant(datetime.now(UTC) - timedelta(seconds=30))
         resumed = connector_runner.start(
-            {
-                **env,
-                "GENESYS_CONNECTOR__WINDOWS__END": iso_z(end),
-                "GENESYS_CONNECTOR__WINDOWS__RESCAN_DELAYS": "[]",
-            }
+            {**env, **settings_env({"windows.end": end, "windows.rescan_delays": "[]"})}
         )
         assert resumed.wait(120) == 0, resumed.log_tail()
         truth = sim.control.truth_versions(start, end)
@@ -144,10 +145,7 @@ def _base_env(
         bootstrap=bootstrap,
         topic="t",
         state_dir=tmp_path / "state",
-        extra={
-            "GENESYS_CONNECTOR__GENESYS__CLIENT_SECRET": SECRET,
-            "GENESYS_CONNECTOR__LOGGING__FORMAT": "text",
-        },
+        settings={"genesys.client_secret": SECRET, "logging.format": "text"},
     )
 
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from e2e_fixtures import ConnectorRunner, connector_env, iso_z, wait_for
+from e2e_fixtures import ConnectorRunner, Setting, connector_env, wait_for
 
 from connector.kafka.records import content_hash, encode_record, value_hash
 from connector.testbed.broker import create_topic
@@ -37,30 +38,27 @@ def _history() -> tuple[datetime, datetime]:
     return end - timedelta(hours=1), end
 
 
-def _small_topic(bootstrap: str, prefix: str) -> str:
-    name = f"{prefix}.{datetime.now(UTC).strftime('%H%M%S%f')}"
-    create_topic(bootstrap, name, 3, config={"max.message.bytes": str(TOPIC_LIMIT)})
-    return name
-
-
-def _env(
-    sim_url: str, bootstrap: str, topic: str, state: Path, start: datetime, **extra: str
-) -> dict[str, str]:
-    return connector_env(
+def _small_topic_env(
+    bootstrap: str, prefix: str, sim_url: str, state: Path, settings: Mapping[str, Setting]
+) -> tuple[str, dict[str, str]]:
+    """A fresh topic that accepts record batches up to TOPIC_LIMIT, and a connector environment for it."""
+    topic = f"{prefix}.{datetime.now(UTC).strftime('%H%M%S%f')}"
+    create_topic(bootstrap, topic, 3, config={"max.message.bytes": str(TOPIC_LIMIT)})
+    env = connector_env(
         api_url=sim_url,
         bootstrap=bootstrap,
         topic=topic,
         state_dir=state,
-        extra={
-            "GENESYS_CONNECTOR__WINDOWS__START": iso_z(start),
-            "GENESYS_CONNECTOR__WINDOWS__MAX_CATCHUP_LENGTH": "1h",
+        settings={
+            "windows.max_catchup_length": "1h",
             # the sizes the broker checks are the sizes of the values (no compression) ...
-            "GENESYS_CONNECTOR__KAFKA__COMPRESSION_TYPE": "none",
+            "kafka.compression_type": "none",
             # ... and batches of ordinary conversations stay below the topic's limit
-            "GENESYS_CONNECTOR__KAFKA__EXTRA": '{"batch.size": 16000}',
-            **extra,
+            "kafka.extra": '{"batch.size": 16000}',
+            **settings,
         },
     )
+    return topic, env
 
 
 def _inflated_simulator() -> tuple[Any, datetime, datetime]:
@@ -86,15 +84,9 @@ def test_default_policy_exits_1_naming_the_topics_max_message_bytes(
         big = next(iter(sim.control.ground_truth(start, end)))
         sim.control.inflate(big, INFLATED_SEGMENTS)
         assert len(encode_record(sim.control.record(big))) > 4 * TOPIC_LIMIT
-        topic = _small_topic(kafka_bootstrap, "e2e-oversized-fail")
-        env = _env(
-            sim.base_url,
-            kafka_bootstrap,
-            topic,
-            tmp_path / "state",
-            start,
-            GENESYS_CONNECTOR__WINDOWS__END=iso_z(end),
-            GENESYS_CONNECTOR__WINDOWS__RESCAN_DELAYS="[]",
+        settings = {"windows.start": start, "windows.end": end, "windows.rescan_delays": "[]"}
+        topic, env = _small_topic_env(
+            kafka_bootstrap, "e2e-oversized-fail", sim.base_url, tmp_path / "state", settings
         )
         proc = connector_runner.start(env)
         assert proc.wait(120) == 1, proc.log_tail()
@@ -127,16 +119,14 @@ def test_truncate_policy_delivers_every_conversation_and_flags_the_oversized_one
         sim.control.inflate(big, INFLATED_SEGMENTS)
         full = sim.control.record(big)
         assert len(encode_record(full)) > 4 * TOPIC_LIMIT
-        topic = _small_topic(kafka_bootstrap, "e2e-oversized-truncate")
-        env = _env(
-            sim.base_url,
-            kafka_bootstrap,
-            topic,
-            tmp_path / "state",
-            start,
-            GENESYS_CONNECTOR__KAFKA__OVERSIZED_RECORDS="truncate",
-            GENESYS_CONNECTOR__WINDOWS__RESCAN_DELAYS='["1s", "25s"]',
-            GENESYS_CONNECTOR__METRICS__PORT=str(port),
+        settings = {
+            "windows.start": start,
+            "kafka.oversized_records": "truncate",
+            "windows.rescan_delays": '["1s", "25s"]',
+            "metrics.port": str(port),
+        }
+        topic, env = _small_topic_env(
+            kafka_bootstrap, "e2e-oversized-truncate", sim.base_url, tmp_path / "state", settings
         )
         proc = connector_runner.start(env)
 

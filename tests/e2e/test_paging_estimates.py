@@ -11,11 +11,10 @@ requests for a few hundred conversations).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from e2e_fixtures import ConnectorRunner, connector_env, create_test_topic, iso_z
+from e2e_fixtures import ConnectorRunner, ConnectorSetup
 
 from connector.testbed.reconcile import read_topic, reconcile
 from connector.testbed.simulator import SimulatorConfig, start_simulator
@@ -28,7 +27,7 @@ def _query_requests(control: Any) -> int:
 
 
 def test_a_wrong_total_hits_delivers_everything_for_at_most_twice_the_requests(
-    kafka_bootstrap: str, connector_runner: ConnectorRunner, tmp_path: Path
+    kafka_bootstrap: str, connector_runner: ConnectorRunner, connector_setup: ConnectorSetup
 ) -> None:
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
     start = end - timedelta(hours=3)
@@ -49,19 +48,17 @@ def test_a_wrong_total_hits_delivers_everything_for_at_most_twice_the_requests(
         for name, fixed in estimates.items():
             sim.control.set_paging(fixed_total_hits=fixed)
             sim.control.reset_counters()
-            topic = create_test_topic(kafka_bootstrap, f"e2e-total-hits-{name}")
-            env = connector_env(
-                api_url=sim.base_url,
-                bootstrap=kafka_bootstrap,
-                topic=topic,
-                state_dir=tmp_path / f"state-{name}",
-                extra={
-                    "GENESYS_CONNECTOR__GENESYS__PAGE_SIZE": "25",  # ~4 pages per 1-hour window
-                    "GENESYS_CONNECTOR__WINDOWS__START": iso_z(start),
-                    "GENESYS_CONNECTOR__WINDOWS__END": iso_z(end),
-                    "GENESYS_CONNECTOR__WINDOWS__MAX_CATCHUP_LENGTH": "1h",
-                    "GENESYS_CONNECTOR__WINDOWS__RESCAN_DELAYS": "[]",
+            topic, env = connector_setup(
+                sim.base_url,
+                f"e2e-total-hits-{name}",
+                {
+                    "genesys.page_size": "25",  # ~4 pages per 1-hour window
+                    "windows.start": start,
+                    "windows.end": end,
+                    "windows.max_catchup_length": "1h",
+                    "windows.rescan_delays": "[]",
                 },
+                state=f"state-{name}",
             )
             proc = connector_runner.start(env)
             assert proc.wait(120) == 0, proc.log_tail()

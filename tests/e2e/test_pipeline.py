@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 import pytest
-from e2e_fixtures import ConnectorRunner, config_instant, connector_env, create_test_topic, iso_z
+from e2e_fixtures import ConnectorRunner, ConnectorSetup, config_instant
 
 from connector.state.checkpoint import read_only_load
 from connector.testbed.reconcile import read_topic, reconcile
@@ -65,7 +65,7 @@ def _sim_config(start: datetime, end: datetime, **overrides: Any) -> SimulatorCo
 
 
 def test_every_conversation_delivered_and_settled_through_faults(
-    kafka_bootstrap: str, connector_runner: ConnectorRunner, tmp_path: Path
+    kafka_bootstrap: str, connector_runner: ConnectorRunner, tmp_path: Path, connector_setup: ConnectorSetup
 ) -> None:
     """History across UTC midnight + live inserts and mutations + ~3% injected faults."""
     h_start, h_end = _history_across_midnight()
@@ -73,18 +73,16 @@ def test_every_conversation_delivered_and_settled_through_faults(
     with start_simulator(_sim_config(h_start, h_end, live_rate_per_minute=40.0, faults=faults)) as sim:
         # Phase 1: the history alone, first pass and re-scans (all due at once: the windows ended long ago),
         # to measure the API cost per 1,000 conversations of each.
-        topic1 = create_test_topic(kafka_bootstrap, "e2e-history")
-        env1 = connector_env(
-            api_url=sim.base_url,
-            bootstrap=kafka_bootstrap,
-            topic=topic1,
-            state_dir=tmp_path / "state1",
-            extra={
-                "GENESYS_CONNECTOR__WINDOWS__START": iso_z(h_start),
-                "GENESYS_CONNECTOR__WINDOWS__END": iso_z(h_end),
-                "GENESYS_CONNECTOR__WINDOWS__MAX_CATCHUP_LENGTH": "1h",
-                "GENESYS_CONNECTOR__WINDOWS__RESCAN_DELAYS": '["1s", "2s"]',
+        topic1, env1 = connector_setup(
+            sim.base_url,
+            "e2e-history",
+            {
+                "windows.start": h_start,
+                "windows.end": h_end,
+                "windows.max_catchup_length": "1h",
+                "windows.rescan_delays": '["1s", "2s"]',
             },
+            state="state1",
         )
         assert connector_runner.start(env1).wait(120) == 0
         stats = read_only_load(tmp_path / "state1").stats  # type: ignore[union-attr]
@@ -94,21 +92,19 @@ def test_every_conversation_delivered_and_settled_through_faults(
 
         # Phase 2: the full run — history, then live windows, then the settlement re-scans.
         end = config_instant(datetime.now(UTC) + timedelta(seconds=20))
-        topic2 = create_test_topic(kafka_bootstrap, "e2e-full")
-        env2 = connector_env(
-            api_url=sim.base_url,
-            bootstrap=kafka_bootstrap,
-            topic=topic2,
-            state_dir=tmp_path / "state2",
-            extra={
-                "GENESYS_CONNECTOR__WINDOWS__START": iso_z(h_start),
-                "GENESYS_CONNECTOR__WINDOWS__END": iso_z(end),
-                "GENESYS_CONNECTOR__WINDOWS__LENGTH": "5s",
-                "GENESYS_CONNECTOR__WINDOWS__MAX_CATCHUP_LENGTH": "1h",
-                "GENESYS_CONNECTOR__WINDOWS__LAG": "3s",
-                "GENESYS_CONNECTOR__WINDOWS__POLL_INTERVAL": "1s",
-                "GENESYS_CONNECTOR__WINDOWS__RESCAN_DELAYS": '["4s", "15s"]',
+        topic2, env2 = connector_setup(
+            sim.base_url,
+            "e2e-full",
+            {
+                "windows.start": h_start,
+                "windows.end": end,
+                "windows.length": "5s",
+                "windows.max_catchup_length": "1h",
+                "windows.lag": "3s",
+                "windows.poll_interval": "1s",
+                "windows.rescan_delays": '["4s", "15s"]',
             },
+            state="state2",
         )
         sim.control.reset_counters()
         proc = connector_runner.start(env2)
@@ -148,21 +144,18 @@ def test_every_conversation_delivered_and_settled_through_faults(
 
 
 def test_filters_publish_nothing_outside_them(
-    kafka_bootstrap: str, connector_runner: ConnectorRunner, tmp_path: Path
+    kafka_bootstrap: str, connector_runner: ConnectorRunner, connector_setup: ConnectorSetup
 ) -> None:
     h_start, h_end = _history_across_midnight(1.0)
     with start_simulator(_sim_config(h_start, h_end)) as sim:
-        topic = create_test_topic(kafka_bootstrap, "e2e-filters")
-        env = connector_env(
-            api_url=sim.base_url,
-            bootstrap=kafka_bootstrap,
-            topic=topic,
-            state_dir=tmp_path / "state",
-            extra={
-                "GENESYS_CONNECTOR__WINDOWS__START": iso_z(h_start),
-                "GENESYS_CONNECTOR__WINDOWS__END": iso_z(h_end),
-                "GENESYS_CONNECTOR__WINDOWS__RESCAN_DELAYS": "[]",
-                "GENESYS_CONNECTOR__WINDOWS__FILTERS__MEDIA_TYPES": '["voice"]',
+        topic, env = connector_setup(
+            sim.base_url,
+            "e2e-filters",
+            {
+                "windows.start": h_start,
+                "windows.end": h_end,
+                "windows.rescan_delays": "[]",
+                "windows.filters.media_types": '["voice"]',
             },
         )
         assert connector_runner.start(env).wait(120) == 0
@@ -184,24 +177,21 @@ def test_filters_publish_nothing_outside_them(
 
 
 def test_sigkill_at_random_instants_loses_nothing(
-    kafka_bootstrap: str, connector_runner: ConnectorRunner, tmp_path: Path
+    kafka_bootstrap: str, connector_runner: ConnectorRunner, connector_setup: ConnectorSetup
 ) -> None:
     """Kill -9 the worker several times mid-run, restart it, and check what reached Kafka."""
     h_start, h_end = _history_across_midnight(3.0)
     rng = random.Random(20261126)
     kills = 3
     with start_simulator(_sim_config(h_start, h_end, volume_per_hour=400.0, latency_ms=40.0)) as sim:
-        topic = create_test_topic(kafka_bootstrap, "e2e-sigkill")
-        env = connector_env(
-            api_url=sim.base_url,
-            bootstrap=kafka_bootstrap,
-            topic=topic,
-            state_dir=tmp_path / "state",
-            extra={
-                "GENESYS_CONNECTOR__WINDOWS__START": iso_z(h_start),
-                "GENESYS_CONNECTOR__WINDOWS__END": iso_z(h_end),
-                "GENESYS_CONNECTOR__WINDOWS__MAX_CATCHUP_LENGTH": "30m",
-                "GENESYS_CONNECTOR__WINDOWS__RESCAN_DELAYS": "[]",
+        topic, env = connector_setup(
+            sim.base_url,
+            "e2e-sigkill",
+            {
+                "windows.start": h_start,
+                "windows.end": h_end,
+                "windows.max_catchup_length": "30m",
+                "windows.rescan_delays": "[]",
             },
         )
         killed_at: list[float] = []
@@ -232,7 +222,7 @@ def test_sigkill_at_random_instants_loses_nothing(
 
 
 def test_open_conversation_is_followed_by_id_from_its_first_sighting_until_it_ends(
-    kafka_bootstrap: str, connector_runner: ConnectorRunner, tmp_path: Path
+    kafka_bootstrap: str, connector_runner: ConnectorRunner, connector_setup: ConnectorSetup
 ) -> None:
     """An e-mail thread that started yesterday is not returned by any of today's windows (start-day
     matching), and its window, read a day late, has no re-scan left: the connector follows it by id from
@@ -244,17 +234,14 @@ def test_open_conversation_is_followed_by_id_from_its_first_sighting_until_it_en
             1, t0 + timedelta(minutes=1), duration_s=5 * 86400, media_type="email"
         )
         assert "conversationEnd" not in (sim.control.record(cid) or {})
-        topic = create_test_topic(kafka_bootstrap, "e2e-follow")
-        env = connector_env(
-            api_url=sim.base_url,
-            bootstrap=kafka_bootstrap,
-            topic=topic,
-            state_dir=tmp_path / "state",
-            extra={
-                "GENESYS_CONNECTOR__WINDOWS__START": iso_z(t0),
-                "GENESYS_CONNECTOR__WINDOWS__LAG": "2s",
-                "GENESYS_CONNECTOR__WINDOWS__RESCAN_DELAYS": '["1s", "3s"]',
-                "GENESYS_CONNECTOR__WINDOWS__FOLLOW_INTERVAL": "1s",
+        topic, env = connector_setup(
+            sim.base_url,
+            "e2e-follow",
+            {
+                "windows.start": t0,
+                "windows.lag": "2s",
+                "windows.rescan_delays": '["1s", "3s"]',
+                "windows.follow_interval": "1s",
             },
         )
         proc = connector_runner.start(env)

@@ -10,12 +10,11 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from e2e_fixtures import ConnectorRunner, connector_env, create_test_topic, iso_z
+from e2e_fixtures import ConnectorRunner, ConnectorSetup, Setting
 
 from connector.testbed.broker.launcher import free_ports
 from connector.testbed.reconcile import read_topic, reconcile
@@ -33,21 +32,18 @@ def _statuses(control: Any, route: str = "query") -> dict[str, int]:
     return dict(control.counters().get(route, {}))
 
 
-def _env(
-    sim_url: str, bootstrap: str, topic: str, state: Path, start: datetime, end: datetime, **extra: str
-) -> dict[str, str]:
-    base = {
-        "GENESYS_CONNECTOR__WINDOWS__START": iso_z(start),
-        "GENESYS_CONNECTOR__WINDOWS__END": iso_z(end),
-        "GENESYS_CONNECTOR__WINDOWS__MAX_CATCHUP_LENGTH": "30m",
-        "GENESYS_CONNECTOR__WINDOWS__RESCAN_DELAYS": "[]",
+def _bounded(start: datetime, end: datetime) -> dict[str, Setting]:
+    """A bounded run over [start, end) without re-scans."""
+    return {
+        "windows.start": start,
+        "windows.end": end,
+        "windows.max_catchup_length": "30m",
+        "windows.rescan_delays": "[]",
     }
-    base.update({f"GENESYS_CONNECTOR__{k}": v for k, v in extra.items()})
-    return connector_env(api_url=sim_url, bootstrap=bootstrap, topic=topic, state_dir=state, extra=base)
 
 
 def test_429_storm_5xx_bursts_and_broken_bodies_lose_nothing(
-    kafka_bootstrap: str, connector_runner: ConnectorRunner, tmp_path: Path
+    kafka_bootstrap: str, connector_runner: ConnectorRunner, connector_setup: ConnectorSetup
 ) -> None:
     start, end = _history(3.0)
     script = [
@@ -70,9 +66,8 @@ def test_429_storm_5xx_bursts_and_broken_bodies_lose_nothing(
     )
     with start_simulator(config) as sim:
         sim.control.script_faults(script, route="query")
-        topic = create_test_topic(kafka_bootstrap, "e2e-faults")
-        env = _env(
-            sim.base_url, kafka_bootstrap, topic, tmp_path / "s", start, end, GENESYS__BACKOFF_BASE_S="0.05"
+        topic, env = connector_setup(
+            sim.base_url, "e2e-faults", {**_bounded(start, end), "genesys.backoff_base_s": "0.05"}, state="s"
         )
         proc = connector_runner.start(env)
         assert proc.wait(120) == 0, proc.log_tail()
@@ -89,7 +84,7 @@ def test_429_storm_5xx_bursts_and_broken_bodies_lose_nothing(
 
 
 def test_long_retry_after_pauses_then_resumes_by_itself(
-    kafka_bootstrap: str, connector_runner: ConnectorRunner, tmp_path: Path
+    kafka_bootstrap: str, connector_runner: ConnectorRunner, connector_setup: ConnectorSetup
 ) -> None:
     """A Retry-After above genesys.max_retry_after_s (a daily limit) pauses the pipeline, visibly, and
     progress resumes by itself afterwards; nothing is lost."""
@@ -100,17 +95,8 @@ def test_long_retry_after_pauses_then_resumes_by_itself(
     )
     with start_simulator(config) as sim:
         sim.control.script_faults(["429:6"], route="query")
-        topic = create_test_topic(kafka_bootstrap, "e2e-pause")
-        env = _env(
-            sim.base_url,
-            kafka_bootstrap,
-            topic,
-            tmp_path / "s",
-            start,
-            end,
-            GENESYS__MAX_RETRY_AFTER_S="2",
-            METRICS__PORT=str(port),
-        )
+        settings = {**_bounded(start, end), "genesys.max_retry_after_s": "2", "metrics.port": str(port)}
+        topic, env = connector_setup(sim.base_url, "e2e-pause", settings, state="s")
         proc = connector_runner.start(env)
         paused_seen = _wait_for_metric(
             f"http://127.0.0.1:{port}/metrics", "genesys_connector_paused", 1.0, 30
@@ -125,7 +111,7 @@ def test_long_retry_after_pauses_then_resumes_by_itself(
 
 
 def test_request_rate_never_exceeds_the_servers_budget(
-    kafka_bootstrap: str, connector_runner: ConnectorRunner, tmp_path: Path
+    kafka_bootstrap: str, connector_runner: ConnectorRunner, connector_setup: ConnectorSetup
 ) -> None:
     """The server allows 60 requests per minute; the connector is configured for 600 and must learn the
     real budget from the inin-ratelimit-* headers: no 429 at all over more than one rate-limit window,
@@ -135,18 +121,13 @@ def test_request_rate_never_exceeds_the_servers_budget(
         seed=8, history_start=start, history_end=end, volume_per_hour=20, rate_limit=60, rate_window_s=60
     )
     with start_simulator(config) as sim:
-        topic = create_test_topic(kafka_bootstrap, "e2e-budget")
-        env = _env(
-            sim.base_url,
-            kafka_bootstrap,
-            topic,
-            tmp_path / "s",
-            start,
-            end,
-            WINDOWS__LENGTH="1m",
-            WINDOWS__MAX_CATCHUP_LENGTH="1m",
-            GENESYS__REQUESTS_PER_MINUTE="600",
-        )
+        settings = {
+            **_bounded(start, end),
+            "windows.length": "1m",
+            "windows.max_catchup_length": "1m",
+            "genesys.requests_per_minute": "600",
+        }
+        topic, env = connector_setup(sim.base_url, "e2e-budget", settings, state="s")
         began = time.monotonic()
         proc = connector_runner.start(env)
         assert proc.wait(180) == 0, proc.log_tail()

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from e2e_fixtures import config_instant, connector_env, create_test_topic, iso_z, wait_for
+from e2e_fixtures import ConnectorSetup, config_instant, wait_for
 
 from connector.testbed.broker.launcher import free_ports
 from connector.testbed.simulator import SimulatorConfig, start_simulator
@@ -75,7 +75,9 @@ def _cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subproce
 
 @pytest.mark.e2e
 @pytest.mark.kafka
-def test_no_secret_or_token_appears_in_any_output_or_state_file(kafka_bootstrap: str, tmp_path: Path) -> None:
+def test_no_secret_or_token_appears_in_any_output_or_state_file(
+    tmp_path: Path, connector_setup: ConnectorSetup
+) -> None:
     start = config_instant(datetime.now(UTC) - timedelta(hours=6))
     state = tmp_path / "state"
     port = free_ports(1)[0]
@@ -84,26 +86,22 @@ def test_no_secret_or_token_appears_in_any_output_or_state_file(kafka_bootstrap:
         SimulatorConfig(seed=11, history_start=start, volume_per_hour=200, live_rate_per_minute=20)
     ) as sim:
         sim.control.add_client(CLIENT_ID, CLIENT_SECRET)
-        topic = create_test_topic(kafka_bootstrap, "e2e-leaks")
-        env = connector_env(
-            api_url=sim.base_url,
-            bootstrap=kafka_bootstrap,
-            topic=topic,
-            state_dir=state,
-            extra={
-                "GENESYS_CONNECTOR__GENESYS__CLIENT_ID": CLIENT_ID,
-                "GENESYS_CONNECTOR__GENESYS__CLIENT_SECRET": CLIENT_SECRET,
-                "GENESYS_CONNECTOR__KAFKA__SSL_KEY_PASSWORD": KEY_PASSWORD,
-                "GENESYS_CONNECTOR__KAFKA__EXTRA": orjson.dumps(
-                    {"sasl.oauthbearer.config": OAUTH_CONFIG}
-                ).decode(),
-                "GENESYS_CONNECTOR__KAFKA__DELIVERY_TIMEOUT_MS": "5000",
-                "GENESYS_CONNECTOR__LOGGING__LEVEL": "DEBUG",
-                "GENESYS_CONNECTOR__WINDOWS__START": iso_z(start),
-                "GENESYS_CONNECTOR__WINDOWS__LENGTH": "1m",
-                "GENESYS_CONNECTOR__WINDOWS__MAX_CATCHUP_LENGTH": "1m",
-                "GENESYS_CONNECTOR__METRICS__PORT": str(port),
+        _, env = connector_setup(
+            sim.base_url,
+            "e2e-leaks",
+            {
+                "genesys.client_id": CLIENT_ID,
+                "genesys.client_secret": CLIENT_SECRET,
+                "kafka.ssl_key_password": KEY_PASSWORD,
+                "kafka.extra": orjson.dumps({"sasl.oauthbearer.config": OAUTH_CONFIG}).decode(),
+                "kafka.delivery_timeout_ms": "5000",
+                "logging.level": "DEBUG",
+                "windows.start": start,
+                "windows.length": "1m",
+                "windows.max_catchup_length": "1m",
+                "metrics.port": str(port),
             },
+            state=state,
         )
 
         bad = _cli(

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from e2e_fixtures import ConnectorRunner, config_instant, connector_env, create_test_topic, iso_z
+from e2e_fixtures import ConnectorRunner, Setting, config_instant, connector_env, create_test_topic
 from kafka_fixtures import SecureKafka, consume_all
 
 from connector.kafka.records import HEADER_VERSION
@@ -27,7 +27,6 @@ from connector.testbed.simulator import SimulatorConfig, start_simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
-KAFKA = "GENESYS_CONNECTOR__KAFKA__"
 # The startup check waits min(30 s, delivery timeout) before "Kafka is unreachable"; the connector runs
 # with the default delivery timeout, so a failure reported well within this bound was not a timeout.
 FAIL_FAST_S = 20.0
@@ -42,30 +41,30 @@ class Outcome:
     elapsed_s: float
 
 
-def _sasl_ssl(secure: SecureKafka, *, password: str, ca: Path) -> dict[str, str]:
+def _sasl_ssl(secure: SecureKafka, *, password: str, ca: Path) -> dict[str, Setting]:
     return {
-        f"{KAFKA}BOOTSTRAP_SERVERS": secure.sasl_ssl_bootstrap_servers,
-        f"{KAFKA}SECURITY_PROTOCOL": "SASL_SSL",
-        f"{KAFKA}SASL_MECHANISM": "SCRAM-SHA-512",
-        f"{KAFKA}SASL_USERNAME": secure.username,
-        f"{KAFKA}SASL_PASSWORD": password,
-        f"{KAFKA}SSL_CA_LOCATION": str(ca),
+        "kafka.bootstrap_servers": secure.sasl_ssl_bootstrap_servers,
+        "kafka.security_protocol": "SASL_SSL",
+        "kafka.sasl_mechanism": "SCRAM-SHA-512",
+        "kafka.sasl_username": secure.username,
+        "kafka.sasl_password": password,
+        "kafka.ssl_ca_location": str(ca),
     }
 
 
-def _mtls(secure: SecureKafka, *, client_certificate: bool = True) -> dict[str, str]:
-    env = {
-        f"{KAFKA}BOOTSTRAP_SERVERS": secure.mtls_bootstrap_servers,
-        f"{KAFKA}SECURITY_PROTOCOL": "SSL",
-        f"{KAFKA}SSL_CA_LOCATION": str(secure.ca_location),
+def _mtls(secure: SecureKafka, *, client_certificate: bool = True) -> dict[str, Setting]:
+    settings: dict[str, Setting] = {
+        "kafka.bootstrap_servers": secure.mtls_bootstrap_servers,
+        "kafka.security_protocol": "SSL",
+        "kafka.ssl_ca_location": str(secure.ca_location),
     }
     if client_certificate:
-        env[f"{KAFKA}SSL_CERTIFICATE_LOCATION"] = str(secure.client_certificate_location)
-        env[f"{KAFKA}SSL_KEY_LOCATION"] = str(secure.client_key_location)
-    return env
+        settings["kafka.ssl_certificate_location"] = str(secure.client_certificate_location)
+        settings["kafka.ssl_key_location"] = str(secure.client_key_location)
+    return settings
 
 
-def _run_until_exit(secure: SecureKafka, tmp_path: Path, kafka_env: dict[str, str]) -> Outcome:
+def _run_until_exit(secure: SecureKafka, tmp_path: Path, kafka: dict[str, Setting]) -> Outcome:
     """Run the connector against a real topic (so only the security settings can fail) until it exits.
 
     The Genesys URL is a closed port: the Kafka check comes first, so a run that got past it would fail
@@ -77,7 +76,7 @@ def _run_until_exit(secure: SecureKafka, tmp_path: Path, kafka_env: dict[str, st
         bootstrap=secure.bootstrap_servers,
         topic=topic,
         state_dir=tmp_path / "state",
-        extra={"GENESYS_CONNECTOR__LOGGING__FORMAT": "text", **kafka_env},
+        settings={"logging.format": "text", **kafka},
     )
     began = time.monotonic()
     result = subprocess.run(
@@ -92,9 +91,9 @@ def _run_until_exit(secure: SecureKafka, tmp_path: Path, kafka_env: dict[str, st
 
 
 def _delivers(
-    secure: SecureKafka, tmp_path: Path, runner: ConnectorRunner, kafka_env: dict[str, str]
+    secure: SecureKafka, tmp_path: Path, runner: ConnectorRunner, kafka: dict[str, Setting]
 ) -> None:
-    """The connector, configured with `kafka_env`, publishes the simulator's conversations and stops
+    """The connector, configured with `kafka`, publishes the simulator's conversations and stops
     cleanly on SIGTERM; the messages are read back over the broker's PLAINTEXT listener."""
     start = config_instant(datetime.now(UTC) - timedelta(hours=2))
     with start_simulator(SimulatorConfig(seed=5, history_start=start, volume_per_hour=120)) as sim:
@@ -104,11 +103,7 @@ def _delivers(
             bootstrap=secure.bootstrap_servers,
             topic=topic,
             state_dir=tmp_path / "state",
-            extra={
-                "GENESYS_CONNECTOR__WINDOWS__START": iso_z(start),
-                "GENESYS_CONNECTOR__WINDOWS__MAX_CATCHUP_LENGTH": "20m",
-                **kafka_env,
-            },
+            settings={"windows.start": start, "windows.max_catchup_length": "20m", **kafka},
         )
         proc = runner.start(env)
         messages = consume_all(secure.bootstrap_servers, topic, expected=5, timeout_s=90)
@@ -117,6 +112,16 @@ def _delivers(
         proc.terminate()
         assert proc.wait(60) == 0, proc.log_tail()
     assert secure.password not in proc.log_path.read_text(errors="replace")
+
+
+def _assert_failed_fast(outcome: Outcome, *expected: str) -> None:
+    """Exit 1 with a KafkaConnectionError naming `expected`, well before the startup timeout."""
+    assert outcome.code == 1, outcome.output
+    assert "KafkaConnectionError" in outcome.output
+    for text in expected:
+        assert text in outcome.output
+    assert "unreachable" not in outcome.output
+    assert outcome.elapsed_s < FAIL_FAST_S, f"took {outcome.elapsed_s:.1f} s:\n{outcome.output}"
 
 
 def test_delivers_over_sasl_ssl_with_scram_credentials_and_ca(
@@ -132,12 +137,9 @@ def test_wrong_sasl_password_is_an_authentication_error_within_seconds(
     wrong = "not-the-password-0d5e"
     env = _sasl_ssl(secure_kafka, password=wrong, ca=secure_kafka.ca_location)
     outcome = _run_until_exit(secure_kafka, tmp_path, env)
-    assert outcome.code == 1, outcome.output
-    assert "KafkaConnectionError" in outcome.output
-    assert "rejected the SASL credentials of user 'connector' (SCRAM-SHA-512)" in outcome.output
-    assert "kafka.sasl_password" in outcome.output
-    assert "unreachable" not in outcome.output
-    assert outcome.elapsed_s < FAIL_FAST_S, f"took {outcome.elapsed_s:.1f} s:\n{outcome.output}"
+    _assert_failed_fast(
+        outcome, "rejected the SASL credentials of user 'connector' (SCRAM-SHA-512)", "kafka.sasl_password"
+    )
     assert wrong not in outcome.output
     assert secure_kafka.password not in outcome.output
 
@@ -145,13 +147,12 @@ def test_wrong_sasl_password_is_an_authentication_error_within_seconds(
 def test_untrusted_ca_is_a_tls_error_within_seconds(secure_kafka: SecureKafka, tmp_path: Path) -> None:
     env = _sasl_ssl(secure_kafka, password=secure_kafka.password, ca=secure_kafka.untrusted_ca_location)
     outcome = _run_until_exit(secure_kafka, tmp_path, env)
-    assert outcome.code == 1, outcome.output
-    assert "KafkaConnectionError" in outcome.output
-    assert "TLS handshake with Kafka at" in outcome.output
-    assert "certificate is not trusted: check kafka.ssl_ca_location" in outcome.output
-    assert "certificate verify failed" in outcome.output  # librdkafka's own words, for searching
-    assert "unreachable" not in outcome.output
-    assert outcome.elapsed_s < FAIL_FAST_S, f"took {outcome.elapsed_s:.1f} s:\n{outcome.output}"
+    _assert_failed_fast(
+        outcome,
+        "TLS handshake with Kafka at",
+        "certificate is not trusted: check kafka.ssl_ca_location",
+        "certificate verify failed",  # librdkafka's own words, for searching
+    )
     assert secure_kafka.password not in outcome.output
 
 
@@ -165,9 +166,4 @@ def test_mutual_tls_without_a_client_certificate_is_a_tls_error_within_seconds(
     secure_kafka: SecureKafka, tmp_path: Path
 ) -> None:
     outcome = _run_until_exit(secure_kafka, tmp_path, _mtls(secure_kafka, client_certificate=False))
-    assert outcome.code == 1, outcome.output
-    assert "KafkaConnectionError" in outcome.output
-    assert "the broker sent a TLS alert" in outcome.output
-    assert "kafka.ssl_certificate_location" in outcome.output
-    assert "unreachable" not in outcome.output
-    assert outcome.elapsed_s < FAIL_FAST_S, f"took {outcome.elapsed_s:.1f} s:\n{outcome.output}"
+    _assert_failed_fast(outcome, "the broker sent a TLS alert", "kafka.ssl_certificate_location")

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from connector.clock import format_instant as iso
 from connector.testbed.simulator import SimulatorConfig, SimulatorHandle
 
 QUERY = "/api/v2/analytics/conversations/details/query"
@@ -21,11 +22,6 @@ CLIENT = ("demo-client", "demo-secret")
 # History = [DAY0, DAY0 + 2 days): whole UTC days, in the past, so everything in it has ended and settled.
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 DAY0 = TODAY - timedelta(days=4)
-
-
-def iso(moment: datetime) -> str:
-    """Genesys instant text."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def interval(start: datetime, end: datetime) -> str:

@@ -21,14 +21,10 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from connector.clock import FakeClock
 from connector.errors import ConfigError, DeliveryError, KafkaConnectionError
+from connector.kafka.client_logs import ClientLogRelay
+from connector.kafka.connection import classify_client_error
 from connector.kafka.oversized import OversizedPolicy
-from connector.kafka.publisher import (
-    BatchResult,
-    KafkaPublisher,
-    PublisherState,
-    _ClientLogRelay,
-    classify_client_error,
-)
+from connector.kafka.publisher import BatchResult, KafkaPublisher, PublisherState
 from connector.kafka.records import OutboundMessage, build_message
 from connector.metrics import ConnectorMetrics
 from connector.passes import _raise_if_permanent
@@ -354,7 +350,7 @@ def test_fail_policy_stops_naming_the_limit_that_was_hit(
 def test_coordinator_load_at_startup_is_info_and_other_client_warnings_stay_warnings(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    relay = _ClientLogRelay(clock)
+    relay = ClientLogRelay(clock)
     with caplog.at_level(logging.DEBUG, logger="connector.kafka.publisher.librdkafka"):
         relay.log(
             logging.WARNING,
@@ -436,6 +432,23 @@ def test_verify_topic_stops_waiting_once_credentials_are_rejected(factory: Captu
     assert info.value.reason == "authentication"
     assert "rejected the SASL credentials of user 'svc' (SCRAM-SHA-512)" in str(info.value)
     assert "hunter2" not in str(info.value)
+
+
+def test_client_errors_quoting_a_credential_encoded_are_masked_by_the_one_rule(
+    factory: CapturingFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The publisher masks with `connector.secrets`' Redactor: also the URL-encoded form of a password."""
+    settings = {**DEAD_BROKER, "sasl.username": "svc", "sasl.password": "p@ss word/1"}
+    with (
+        KafkaPublisher(settings, "t", ConnectorMetrics(), version="1", producer_factory=factory),
+        caplog.at_level(logging.WARNING, logger="connector.kafka.publisher"),
+    ):
+        rejected = KafkaError(KafkaError._AUTHENTICATION, "SASL failed for p%40ss%20word%2F1")
+        factory.config["error_cb"](rejected)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "rejected the SASL credentials" in logged
+    assert "p%40ss" not in logged
+    assert "p@ss" not in logged
 
 
 def test_verify_topic_without_an_answer_is_unreachable_after_the_timeout(publisher: KafkaPublisher) -> None:

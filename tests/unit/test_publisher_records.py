@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import orjson
 import pytest
 
-from connector.kafka.records import build_message, content_hash, encode_record, format_instant, value_hash
+from connector.clock import format_instant
+from connector.kafka.records import build_message, content_hash, encode_record, value_hash
 
 
 @dataclass(frozen=True)
