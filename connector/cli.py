@@ -196,12 +196,19 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from connector.config import load_config
+    from connector.logs import configure_logging
+    from connector.secrets import Redactor
+    from connector.service import register_secrets
     from connector.verify import VerifyRequest, VerifyUsageError, parse_when, run_verify
 
+    redactor = Redactor()
     try:
         settings = load_config(args.config)
+        # warnings only (retries, tie groups), on stderr, secrets masked: stdout is the report
+        configure_logging("WARNING", settings.logging.format, redactor=redactor)
     except ConfigError as exc:
         return _print_config_error(exc)
+    register_secrets(settings, redactor)
     now = datetime.now(UTC)
     try:
         request = VerifyRequest(
@@ -214,7 +221,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     except VerifyUsageError as exc:
         print(f"genesys-connector verify: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    return asyncio.run(run_verify(settings, request))
+    return asyncio.run(run_verify(settings, request, secrets=redactor))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,12 +36,13 @@ import orjson
 
 from connector.clock import Clock, SystemClock
 from connector.config import Settings
-from connector.errors import ConnectorError
+from connector.errors import CheckpointError, ConnectorError
 from connector.genesys.client import GenesysClient
 from connector.genesys.fetcher import WindowFetcher
 from connector.librdkafka import consumer_settings
 from connector.metrics import ConnectorMetrics
-from connector.state.ledger import Ledger
+from connector.secrets import SecretRegistry
+from connector.state.ledger import LEDGER_FILE, Ledger
 from connector.windows import Window, format_instant
 
 log = logging.getLogger(__name__)
@@ -495,22 +496,25 @@ async def run_verify(
     out: TextIO | None = None,
     err: TextIO | None = None,
     read_kafka: KafkaReader = read_topic_keys,
+    secrets: SecretRegistry | None = None,
 ) -> int:
-    """Run one verification and print the report; returns the exit code (see the module docstring)."""
+    """Run one verification and print the report; returns the exit code (see the module docstring).
+
+    `secrets` learns each OAuth token as it arrives (the logging redactor), as for `run`.
+    """
     clock = clock or SystemClock()
     out = out or sys.stdout
     err = err or sys.stderr
     progress = TerminalProgress(err)
-    ledger = _open_ledger(settings)
+    ledger, problem = _open_ledger(settings)
     if ledger is None and not request.read_topic:
         print(
-            f"genesys-connector verify: no completeness ledger in {settings.checkpoint.directory} to compare "
-            "with; pass --read-topic to compare with the topic itself",
+            f"genesys-connector verify: {problem}; pass --read-topic to compare with the topic itself",
             file=err,
         )
         return EXIT_USAGE
     try:
-        report = await _verify(settings, request, clock, ledger, progress, read_kafka)
+        report = await _verify(settings, request, clock, ledger, progress, read_kafka, secrets)
     except ConnectorError as exc:
         progress.done()
         print(f"genesys-connector verify: could not verify: {exc}", file=err)
@@ -523,13 +527,14 @@ async def run_verify(
     return report.exit_code
 
 
-def _open_ledger(settings: Settings) -> Ledger | None:
-    from connector.errors import CheckpointError
-
+def _open_ledger(settings: Settings) -> tuple[Ledger | None, str]:
+    """The ledger read-only, or None and why (none yet, unreadable, newer schema)."""
     try:
-        return Ledger.open(settings.checkpoint.directory, read_only=True)
-    except CheckpointError:
-        return None
+        return Ledger.open(settings.checkpoint.directory, read_only=True), ""
+    except CheckpointError as exc:
+        if not (settings.checkpoint.directory / LEDGER_FILE).exists():
+            return None, f"no completeness ledger in {settings.checkpoint.directory} to compare with"
+        return None, f"the completeness ledger cannot be read ({exc})"
 
 
 async def _verify(
@@ -539,9 +544,12 @@ async def _verify(
     ledger: Ledger | None,
     progress: TerminalProgress,
     read_kafka: KafkaReader,
+    secrets: SecretRegistry | None,
 ) -> Report:
     config = verify_settings(settings)
-    async with GenesysClient(config.genesys, clock=clock, metrics=ConnectorMetrics()) as client:
+    async with GenesysClient(
+        config.genesys, clock=clock, metrics=ConnectorMetrics(), secrets=secrets
+    ) as client:
         tail = QueryReference(WindowFetcher(client, config, clock=clock), progress=progress)
         reference = await collect_reference(request.start, request.end, tail=tail)
     ledger_acked = ledger.conversations(request.start, request.end, acked_only=True) if ledger else None
