@@ -1,4 +1,4 @@
-"""Command line: `genesys-connector run | status | check-config | simulate | demo`.
+"""Command line: `genesys-connector run | status | check-config | verify | simulate | demo`.
 
 Each subcommand parses its arguments, builds what it needs and hands off; no business logic lives here.
 Exit codes (`connector.errors.ExitCode`): 0 success, 1 fatal runtime error, 2 bad configuration or usage.
@@ -48,6 +48,27 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate the configuration and print it with secrets masked")
     _config_arg(check)
     check.set_defaults(handler=_cmd_check_config)
+
+    verify = sub.add_parser(
+        "verify",
+        help="compare what Genesys has for a range with what reached Kafka (exit 0 nothing missing, "
+        "1 missing, 2 bad usage, 3 could not verify)",
+    )
+    _config_arg(verify)
+    verify.add_argument(
+        "--from",
+        dest="start",
+        required=True,
+        metavar="T1",
+        help="range start: ISO-8601 instant, a UTC date, or relative as --from=-2d",
+    )
+    verify.add_argument("--to", dest="end", required=True, metavar="T2", help="range end, exclusive")
+    verify.add_argument(
+        "--read-topic", action="store_true", help="read the keys in the topic instead of trusting the ledger"
+    )
+    verify.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    verify.add_argument("--hourly", action="store_true", help="one row per hour instead of per day")
+    verify.set_defaults(handler=_cmd_verify)
 
     _register_testbed(sub)
     return parser
@@ -165,6 +186,38 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         return _print_config_error(exc)
     print(orjson.dumps(settings.redacted(), option=orjson.OPT_INDENT_2, default=str).decode())
     return ExitCode.OK
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from connector.config import load_config
+    from connector.logs import configure_logging
+    from connector.secrets import Redactor
+    from connector.service import register_secrets
+    from connector.verify import VerifyRequest, VerifyUsageError, parse_when, run_verify
+
+    redactor = Redactor()
+    try:
+        settings = load_config(args.config)
+        # warnings only (retries, tie groups), on stderr, secrets masked: stdout is the report
+        configure_logging("WARNING", settings.logging.format, redactor=redactor)
+    except ConfigError as exc:
+        return _print_config_error(exc)
+    register_secrets(settings, redactor)
+    now = datetime.now(UTC)
+    try:
+        request = VerifyRequest(
+            start=parse_when(args.start, now=now, name="--from"),
+            end=parse_when(args.end, now=now, name="--to"),
+            read_topic=args.read_topic,
+            hourly=args.hourly,
+            as_json=args.json,
+        )
+    except VerifyUsageError as exc:
+        print(f"genesys-connector verify: {exc}", file=sys.stderr)
+        return ExitCode.CONFIG
+    return asyncio.run(run_verify(settings, request, secrets=redactor))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -74,3 +74,11 @@ class FakeClock:
         self.slept.append(seconds)
         self.advance(max(0.0, seconds))
         await asyncio.sleep(0)
+
+
+def parse_instant(text: str) -> datetime:
+    """Inverse of `format_instant`: any ISO-8601 instant with an offset or `Z`, as UTC."""
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"instant without a timezone: {text!r}")
+    return value.astimezone(UTC)

@@ -48,6 +48,8 @@ class ExitCode(IntEnum):
     OK = 0  #: stopped cleanly, or a bounded run finished
     FATAL = 1  #: a FatalError (or a bug) stopped the worker
     CONFIG = 2  #: a ConfigError: bad or missing settings, or bad command-line input
+    MISSING = 1  #: `verify`: Genesys has conversations the topic (or the ledger) lacks
+    UNVERIFIED = 3  #: `verify`: Genesys or Kafka could not be read, so nothing was concluded
 
 
 class ConnectorError(Exception):

@@ -143,6 +143,30 @@ def producer_settings(cfg: KafkaSettingsLike) -> dict[str, SettingValue]:
     return settings
 
 
+#: librdkafka properties of `extra` a consumer of the same cluster also needs (connection and security).
+_CONSUMER_EXTRA_PREFIXES = ("sasl.", "ssl.", "security.", "socket.", "broker.", "client.dns.")
+
+
+def consumer_settings(cfg: KafkaSettingsLike, *, group_id: str) -> dict[str, SettingValue]:
+    """librdkafka settings for a read-only consumer of the same cluster (`verify --read-topic`).
+
+    Same connection and security as the producer; from `extra` only the connection/security properties
+    (the producer-only ones would only draw warnings). Offsets are never committed.
+    """
+    settings: dict[str, SettingValue] = {
+        "bootstrap.servers": cfg.bootstrap_servers,
+        "client.id": f"{cfg.client_id}-verify",
+        **_security_settings(cfg),
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+        "allow.auto.create.topics": False,
+    }
+    settings.update({k: v for k, v in cfg.extra.items() if k.startswith(_CONSUMER_EXTRA_PREFIXES)})
+    return settings
+
+
 def check_producer_settings(cfg: KafkaSettingsLike) -> None:
     """Everything `producer_settings` and librdkafka would reject at `run`, found without connecting.
 

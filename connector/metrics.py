@@ -35,6 +35,11 @@ RETRY_REASONS = ("429", "5xx", "408", "timeout", "connection", "bad_body", "401"
 TOKEN_RESULTS = ("success", "rejected", "error")
 #: `pass` of snapshots from following open conversations by id (connector.passes.FOLLOW_LABEL).
 FOLLOW_LABEL = "open"
+#: `source` of a conversation found late (connector.state.ledger.LATE_SOURCES): a settlement re-scan, the
+#: follow-up by id, or the settling job; none of them is the first pass.
+LATE_SOURCES = ("rescan", "follow_up", "job")
+#: `how` a range was settled (connector.kafka.control.SETTLED_BY).
+SETTLED_BY = ("job", "rescan")
 
 
 def window_passes(rescans: int) -> tuple[str, ...]:
@@ -172,6 +177,44 @@ class ConnectorMetrics:
             registry=r,
         )
         _initialise(self.query_requests, (*passes, FOLLOW_LABEL))
+        self.tie_groups = Counter(
+            p + "tie_groups",
+            "Groups of conversations with the same conversationStart that straddled a page boundary and "
+            "were re-read completely (connector.genesys.pagination).",
+            registry=r,
+        )
+        self.tie_conversations_recovered = Counter(
+            p + "tie_conversations_recovered",
+            "Conversations of straddling tie groups that offset paging had skipped and the re-read found.",
+            registry=r,
+        )
+        # --- completeness (connector.state.ledger, connector.kafka.control) ---
+        self.conversations_found_late = Counter(
+            p + "conversations_found_late",
+            "Conversations the first pass of their window did not see, by the source that found them "
+            "(rescan, follow_up, job): lag too short, unstable ordering or late indexing.",
+            ["source"],
+            registry=r,
+        )
+        _initialise(self.conversations_found_late, LATE_SOURCES)
+        self.ranges_settled = Counter(
+            p + "ranges_settled",
+            "Ranges (hours of conversation start) declared final, by how they were settled.",
+            ["how"],
+            registry=r,
+        )
+        _initialise(self.ranges_settled, SETTLED_BY)
+        self.ranges_mismatch = Counter(
+            p + "ranges_mismatch",
+            "Settled ranges whose reference (job or final re-scan) holds conversations Kafka did not "
+            "acknowledge.",
+            registry=r,
+        )
+        self.ranges_missing_conversations = Gauge(
+            p + "ranges_missing_conversations",
+            "Conversations missing from Kafka over the settled ranges still in the ledger (0 when complete).",
+            registry=r,
+        )
         self.pages_fetched = Counter(
             p + "pages_fetched", "Query pages received, by pass.", ["pass"], registry=r
         )

@@ -104,6 +104,8 @@ class GenesysSettings(_Section):
     requests_per_minute: int = Field(default=300, gt=0)
     budget_share: float = Field(default=1.0, gt=0, le=1)
     live_budget_share: float = Field(default=0.5, gt=0, le=1)
+    # Share `genesys-connector verify` uses, so it can run next to the worker on the same OAuth client.
+    verify_budget_share: float = Field(default=0.1, gt=0, le=1)
     max_concurrency: int = Field(default=8, ge=1, le=64)
     max_attempts: int = Field(default=6, ge=1)
     backoff_base_s: float = Field(default=1.0, gt=0)
@@ -243,6 +245,8 @@ class KafkaSettings(_Section):
     message_max_bytes: int = Field(default=4194304, ge=1000)
     # A conversation over a size limit: stop (fail) or publish it without its largest parts (truncate).
     oversized_records: Literal["fail", "truncate"] = "fail"
+    # Optional topic for range-final events and watermark heartbeats (connector.kafka.control); None: off.
+    control_topic: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,249}$")
     # repr=False: raw librdkafka properties may hold credentials (`sasl.oauthbearer.client.secret`...).
     extra: ScalarMap = Field(default_factory=dict, repr=False)
 

@@ -86,6 +86,11 @@ class WindowFetcher:
                 tally.count += 1
             return await self._query(window, page_number)
 
+        async def tie_query(window: Window, page_number: int) -> Mapping[str, Any]:
+            if tally is not None:
+                tally.count += 1
+            return await self._query(window, page_number, order="desc")
+
         pager = PagedQuery(
             query,
             page_size=self._config.genesys.page_size,
@@ -93,6 +98,7 @@ class WindowFetcher:
             clock=self._clock,
             metrics=self._metrics,
             prefetch=self._prefetch,
+            tie_query=tie_query,
         )
         async for page in pager.pages(window, start_page=start_page):
             yield Page(
@@ -112,15 +118,17 @@ class WindowFetcher:
             return []
         return await self._client.get_conversations(ids)
 
-    def build_query(self, window: Window, page_number: int) -> dict[str, Any]:
+    def build_query(self, window: Window, page_number: int, *, order: str = "asc") -> dict[str, Any]:
         """The details query body for one page of `window`, with the configured filters.
+
+        `order` is "desc" only for the narrow re-query of a tie group (connector.genesys.pagination).
 
         Divisions become a conversation filter (any of them); media types and queues each become a segment
         filter (any of the listed values), and Genesys requires all filters to match.
         """
         body: dict[str, Any] = {
             "interval": window.interval,
-            "order": "asc",
+            "order": order,
             "orderBy": "conversationStart",
             "paging": {"pageSize": self._config.genesys.page_size, "pageNumber": page_number},
         }
@@ -136,8 +144,8 @@ class WindowFetcher:
             body["segmentFilters"] = segment_filters
         return body
 
-    async def _query(self, window: Window, page_number: int) -> Mapping[str, Any]:
-        return await self._client.query_details(self.build_query(window, page_number))
+    async def _query(self, window: Window, page_number: int, *, order: str = "asc") -> Mapping[str, Any]:
+        return await self._client.query_details(self.build_query(window, page_number, order=order))
 
 
 def _any_of(dimension: str, values: Sequence[str]) -> dict[str, Any]:

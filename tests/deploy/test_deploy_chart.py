@@ -399,6 +399,7 @@ def test_monitoring_scenario_renders_service_monitor_rules_dashboard_and_pdb(ren
         "GenesysConnectorBudgetNearlyExhausted",
         "GenesysConnectorAuthFailures",
         "GenesysConnectorKafkaDeliveryErrors",
+        "GenesysConnectorSettledRangeMissing",
         "GenesysConnectorDown",
     }
     for rule in rules:

@@ -28,7 +28,7 @@ import pytest
 
 from connector import app
 from connector.app import Connector, LoopSettings, catching_up
-from connector.clock import FakeClock
+from connector.clock import FakeClock, format_instant
 from connector.config import load_config
 from connector.errors import (
     BatchNotDelivered,
@@ -54,7 +54,7 @@ from connector.state.checkpoint import (
 )
 from connector.state.progress import Progress
 from connector.state.pruning import PruneTimer
-from connector.windows import Window, WindowPlanner, format_instant
+from connector.windows import Window, WindowPlanner
 
 START = datetime(2026, 4, 30, 0, 0, tzinfo=UTC)
 END = datetime(2026, 4, 30, 2, 0, tzinfo=UTC)

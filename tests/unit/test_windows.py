@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from connector.clock import FakeClock
+from connector.clock import FakeClock, format_instant
 from connector.config import WindowsSettings
-from connector.windows import Window, WindowPlanner, align_down, format_instant
+from connector.windows import Window, WindowPlanner, align_down
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
