@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import FakePublisher
 
 from connector.app import Connector, LoopSettings, catching_up
 from connector.clock import FakeClock
@@ -28,8 +29,7 @@ from connector.errors import PermissionDeniedError, RetriesExhaustedError, Upstr
 from connector.genesys.fetcher import Page
 from connector.genesys.ratelimit import Pacer
 from connector.health import Heartbeat
-from connector.kafka.publisher import BatchResult
-from connector.kafka.records import HEADER_PASS, OutboundMessage
+from connector.kafka.records import HEADER_PASS
 from connector.metrics import ConnectorMetrics
 from connector.passes import InFlightSnapshots, PassRunner
 from connector.state.changes import ChangeStore
@@ -173,23 +173,6 @@ class GridFetcher:
         return []
 
 
-class AckingPublisher:
-    """Acknowledges every batch; remembers the messages in publish order."""
-
-    def __init__(self) -> None:
-        self.messages: list[OutboundMessage] = []
-        self.flushed = 0
-
-    async def publish(self, messages: Sequence[OutboundMessage]) -> BatchResult:
-        self.messages.extend(messages)
-        await asyncio.sleep(0)
-        return BatchResult(acked=len(messages))
-
-    def flush(self, timeout_s: float) -> int:
-        self.flushed += 1
-        return 0
-
-
 class World:
     """A Connector over the fakes; `state` (if given) is saved as the checkpoint before it starts."""
 
@@ -215,7 +198,7 @@ class World:
         )
         self.changes = ChangeStore(directory)
         self.fetcher = GridFetcher(clock)
-        self.publisher = AckingPublisher()
+        self.publisher = FakePublisher()
         runner = PassRunner(
             fetcher=self.fetcher,  # type: ignore[arg-type]
             publisher=self.publisher,  # type: ignore[arg-type]
