@@ -67,13 +67,14 @@ def test_sigterm_stops_gracefully_then_resumes_without_loss(
         )
         proc = connector_runner.start(env)
         base = f"http://127.0.0.1:{port}"
-        assert wait_for(lambda: _get(base + "/readyz") == 200, 30), proc.log_tail()
+        assert wait_for(lambda: _get(base + "/readyz") == 200, 60), proc.log_tail()
         assert _get(base + "/healthz") == 200
         metrics = httpx.get(base + "/metrics").text
         assert "genesys_connector_api_requests_total" in metrics
         assert SECRET not in metrics
         assert "demo-secret" not in metrics
-        time.sleep(2.0)  # mid-backfill
+        # Mid-backfill: the first windows are checkpointed (a watermark) and hours of history remain.
+        assert wait_for(lambda: _watermark(tmp_path / "state") is not None, 60), proc.log_tail()
         began = time.monotonic()
         proc.proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, proc.log_tail()
@@ -104,6 +105,12 @@ def test_sigterm_stops_gracefully_then_resumes_without_loss(
     assert not missing
     assert stop_s < 30
     assert reconcile({}, messages).identical_duplicates == 0, "a graceful stop re-sends nothing"
+
+
+def _watermark(state_dir: Path) -> datetime | None:
+    """The watermark of the checkpoint on disk (read as `status` reads it, while the worker runs)."""
+    state = read_only_load(state_dir)
+    return None if state is None else state.watermark
 
 
 def _get(url: str) -> int:
