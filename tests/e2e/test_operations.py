@@ -40,7 +40,6 @@ def _cli(
     )
 
 
-@pytest.mark.e2e
 @pytest.mark.kafka
 def test_sigterm_stops_gracefully_then_resumes_without_loss(
     kafka_bootstrap: str, connector_runner: ConnectorRunner, tmp_path: Path
@@ -234,7 +233,6 @@ def test_missing_topic_is_a_clear_error(kafka_bootstrap: str, tmp_path: Path) ->
     assert "does not exist" in result.stderr
 
 
-@pytest.mark.e2e
 @pytest.mark.kafka
 def test_demo_runs_and_reconciles_clean() -> None:
     """`make demo` runs `genesys-connector demo`; a short run must end with a clean reconciliation."""

@@ -20,7 +20,7 @@ from e2e_fixtures import ConnectorRunner, connector_env, create_test_topic, iso_
 from connector.testbed.reconcile import read_topic, reconcile
 from connector.testbed.simulator import SimulatorConfig, start_simulator
 
-pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
+pytestmark = pytest.mark.kafka
 
 
 def _query_requests(control: Any) -> int:

@@ -34,7 +34,7 @@ from connector.state.checkpoint import read_only_load
 from connector.testbed.reconcile import read_topic, reconcile
 from connector.testbed.simulator import SimulatorConfig, start_simulator
 
-pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
+pytestmark = pytest.mark.kafka
 
 
 def _history_across_midnight(hours_each_side: float = 2.0) -> tuple[datetime, datetime]:

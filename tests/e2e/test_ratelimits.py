@@ -21,7 +21,7 @@ from connector.testbed.broker.launcher import free_ports
 from connector.testbed.reconcile import read_topic, reconcile
 from connector.testbed.simulator import SimulatorConfig, start_simulator
 
-pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
+pytestmark = pytest.mark.kafka
 
 
 def _history(hours: float) -> tuple[datetime, datetime]:

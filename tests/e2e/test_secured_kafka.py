@@ -26,7 +26,7 @@ from kafka_fixtures import SecureKafka, consume_all
 from connector.kafka.records import HEADER_VERSION
 from connector.testbed.simulator import SimulatorConfig, start_simulator
 
-pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
+pytestmark = pytest.mark.kafka
 
 KAFKA = "GENESYS_CONNECTOR__KAFKA__"
 # The startup check waits min(30 s, delivery timeout) before "Kafka is unreachable"; the connector runs
