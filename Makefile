@@ -37,7 +37,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/pytest -m unit tests/unit $(PYTEST_ARGS)
 
 test: $(STAMP) $(KAFKA_STAMP) lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -62,6 +62,12 @@ def read_topic(bootstrap_servers: str, topic: str, *, timeout_s: float = 30.0) -
         consumer.close()
 
 
+#: Answers while a new topic's partition leadership settles; librdkafka does not flag them retriable here.
+_SETTLING = frozenset(
+    {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART}
+)
+
+
 def _high_watermark(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> int:
     """The partition's end offset; retries while leadership settles (e.g. right after topic creation)."""
     deadline = time.monotonic() + timeout_s
@@ -70,7 +76,8 @@ def _high_watermark(consumer: Consumer, tp: TopicPartition, timeout_s: float) ->
             return int(consumer.get_watermark_offsets(tp, timeout=timeout_s)[1])
         except KafkaException as exc:
             error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-            if error is None or not error.retriable() or time.monotonic() > deadline:
+            settling = error is not None and (error.retriable() or error.code() in _SETTLING)
+            if not settling or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
 

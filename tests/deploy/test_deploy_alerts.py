@@ -26,8 +26,6 @@ from connector.clock import FakeClock
 from connector.health import HealthServer, Heartbeat
 from connector.metrics import ConnectorMetrics
 
-pytestmark = pytest.mark.deploy
-
 MONITORING = CHART / "ci" / "monitoring-values.yaml"
 ALERT_TESTS = Path(__file__).parent / "alert-tests.yaml"
 DASHBOARD = CHART / "dashboards" / "genesys-kafka-connector.json"

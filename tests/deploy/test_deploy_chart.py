@@ -32,8 +32,6 @@ from chart_render import (
     statefulset,
 )
 
-pytestmark = pytest.mark.deploy
-
 FULLNAME = f"{RELEASE}-genesys-kafka-connector"
 DEFAULT = CHART / "ci" / "default-values.yaml"
 EXISTING_SECRET = CHART / "ci" / "existing-secret-values.yaml"

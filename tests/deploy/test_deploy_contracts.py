@@ -35,8 +35,6 @@ from pydantic import BaseModel
 from connector.config import MEDIA_TYPES, REGIONS, Settings, load_config
 from connector.metrics import ConnectorMetrics, metric_names
 
-pytestmark = pytest.mark.deploy
-
 ALL_VALUE_SETS = CI_VALUES + EXAMPLES
 MONITORING = CHART / "ci" / "monitoring-values.yaml"
 DASHBOARD = CHART / "dashboards" / "genesys-kafka-connector.json"

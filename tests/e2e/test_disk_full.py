@@ -23,7 +23,7 @@ from connector.state.checkpoint import read_only_load
 from connector.testbed.reconcile import read_topic
 from connector.testbed.simulator import SimulatorConfig, start_simulator
 
-pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
+pytestmark = pytest.mark.kafka
 
 RESTARTS = 4
 RESERVE = 1024 * 1024  # checkpoint.min_free_bytes of every run

@@ -26,7 +26,7 @@ from connector.testbed.broker.launcher import free_ports
 from connector.testbed.reconcile import TopicMessage, read_topic
 from connector.testbed.simulator import SimulatorConfig, start_simulator
 
-pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
+pytestmark = pytest.mark.kafka
 
 TOPIC_LIMIT = 20_480  # the topic's max.message.bytes; ordinary simulated conversations are 2-7 KB
 INFLATED_SEGMENTS = 300  # makes one conversation ~90 KB

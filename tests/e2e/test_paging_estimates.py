@@ -19,7 +19,7 @@ from e2e_fixtures import ConnectorRunner, ConnectorSetup
 from connector.testbed.reconcile import read_topic, reconcile
 from connector.testbed.simulator import SimulatorConfig, start_simulator
 
-pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
+pytestmark = pytest.mark.kafka
 
 
 def _query_requests(control: Any) -> int:

@@ -73,7 +73,6 @@ def _cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subproce
     )
 
 
-@pytest.mark.e2e
 @pytest.mark.kafka
 def test_no_secret_or_token_appears_in_any_output_or_state_file(
     tmp_path: Path, connector_setup: ConnectorSetup

@@ -16,16 +16,6 @@ from connector.metrics import ConnectorMetrics
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def metrics() -> ConnectorMetrics:
-    return ConnectorMetrics()
-
-
-@pytest.fixture
 def heartbeat(clock: FakeClock) -> Heartbeat:
     return Heartbeat(clock, max_age_s=60)
 

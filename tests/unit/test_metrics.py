@@ -42,8 +42,7 @@ def _labelled(metrics: ConnectorMetrics) -> dict[str, MetricWrapperBase]:
     }
 
 
-def test_every_labelled_metric_is_exported_at_zero_before_its_first_event() -> None:
-    metrics = ConnectorMetrics()
+def test_every_labelled_metric_is_exported_at_zero_before_its_first_event(metrics: ConnectorMetrics) -> None:
     labelled = _labelled(metrics)
     assert len(labelled) >= 9
     for attr, wrapper in labelled.items():
@@ -88,8 +87,9 @@ def test_pass_values_follow_the_configured_rescans() -> None:
     assert set(default) == {("0",)}
 
 
-def test_a_value_outside_the_enumeration_still_gets_its_series_on_first_use() -> None:
-    metrics = ConnectorMetrics()
+def test_a_value_outside_the_enumeration_still_gets_its_series_on_first_use(
+    metrics: ConnectorMetrics,
+) -> None:
     metrics.api_requests.labels("details_query", "418").inc()
     assert _series(metrics, "genesys_connector_api_requests_total")[("details_query", "418")] == 1.0
 

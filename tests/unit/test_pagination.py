@@ -136,7 +136,7 @@ def test_pages_until_an_empty_page_and_in_order() -> None:
     assert sorted(page for _, page in query.calls) == [1, 2, 3, 4, 5]  # page 5 was the empty one
 
 
-def test_a_short_page_is_not_the_end() -> None:
+def test_a_short_page_is_not_the_end(clock: FakeClock, metrics: ConnectorMetrics) -> None:
     data = dataset(30)
     query = FakeQuery(data, total_hits=lambda w, n: n)
 
@@ -146,9 +146,7 @@ def test_a_short_page_is_not_the_end() -> None:
             body["conversations"] = body["conversations"][:3]  # Genesys filtered duplicates out of it
         return body
 
-    pager = PagedQuery(
-        short_second_page, page_size=10, concurrency=1, clock=FakeClock(), metrics=ConnectorMetrics()
-    )
+    pager = PagedQuery(short_second_page, page_size=10, concurrency=1, clock=clock, metrics=metrics)
 
     async def main() -> list[QueryPage]:
         return [page async for page in pager.pages(WINDOW)]
@@ -187,7 +185,9 @@ def test_an_empty_window() -> None:
 # ---------------------------------------------------------------------------------------- dedupe
 
 
-def test_repeats_of_ended_conversations_are_dropped_and_counted() -> None:
+def test_repeats_of_ended_conversations_are_dropped_and_counted(
+    clock: FakeClock, metrics: ConnectorMetrics
+) -> None:
     data = dataset(20)
 
     async def shifting(window: Window, page: int) -> Mapping[str, Any]:
@@ -199,9 +199,7 @@ def test_repeats_of_ended_conversations_are_dropped_and_counted() -> None:
         return {"totalHits": 20, "conversations": rows} if rows else {"totalHits": 20}
 
     async def main() -> list[QueryPage]:
-        pager = PagedQuery(
-            shifting, page_size=10, concurrency=2, clock=FakeClock(), metrics=ConnectorMetrics()
-        )
+        pager = PagedQuery(shifting, page_size=10, concurrency=2, clock=clock, metrics=metrics)
         return [page async for page in pager.pages(WINDOW)]
 
     pages = asyncio.run(main())
@@ -210,7 +208,7 @@ def test_repeats_of_ended_conversations_are_dropped_and_counted() -> None:
     assert len(set(ids(pages))) == len(ids(pages))
 
 
-def test_a_fresher_copy_of_an_open_conversation_is_kept() -> None:
+def test_a_fresher_copy_of_an_open_conversation_is_kept(clock: FakeClock, metrics: ConnectorMetrics) -> None:
     open_first = conversation(1, seconds=10, ended=False)
     ended_later = conversation(1, seconds=10, ended=True, version=2)
     pages_data = {1: [open_first, conversation(2, seconds=20)], 2: [ended_later, conversation(2, seconds=20)]}
@@ -219,7 +217,7 @@ def test_a_fresher_copy_of_an_open_conversation_is_kept() -> None:
         return {"totalHits": 4, "conversations": pages_data.get(page, [])}
 
     async def main() -> list[QueryPage]:
-        pager = PagedQuery(query, page_size=2, concurrency=1, clock=FakeClock(), metrics=ConnectorMetrics())
+        pager = PagedQuery(query, page_size=2, concurrency=1, clock=clock, metrics=metrics)
         return [page async for page in pager.pages(WINDOW)]
 
     pages = asyncio.run(main())
@@ -228,14 +226,14 @@ def test_a_fresher_copy_of_an_open_conversation_is_kept() -> None:
     assert pages[1].duplicates == 1
 
 
-def test_a_repeat_within_one_page_keeps_the_later_copy() -> None:
+def test_a_repeat_within_one_page_keeps_the_later_copy(clock: FakeClock, metrics: ConnectorMetrics) -> None:
     a_old, a_new = conversation(1, seconds=1, ended=False), conversation(1, seconds=1, version=3)
 
     async def query(window: Window, page: int) -> Mapping[str, Any]:
         return {"conversations": [a_old, conversation(2, seconds=2), a_new]} if page == 1 else {}
 
     async def main() -> list[QueryPage]:
-        pager = PagedQuery(query, page_size=10, concurrency=1, clock=FakeClock(), metrics=ConnectorMetrics())
+        pager = PagedQuery(query, page_size=10, concurrency=1, clock=clock, metrics=metrics)
         return [page async for page in pager.pages(WINDOW)]
 
     (page,) = asyncio.run(main())
@@ -243,14 +241,14 @@ def test_a_repeat_within_one_page_keeps_the_later_copy() -> None:
     assert page.duplicates == 1
 
 
-def test_records_without_an_id_are_dropped() -> None:
+def test_records_without_an_id_are_dropped(clock: FakeClock, metrics: ConnectorMetrics) -> None:
     async def query(window: Window, page: int) -> Mapping[str, Any]:
         return (
             {"conversations": [{"conversationStart": "x"}, conversation(1, seconds=1)]} if page == 1 else {}
         )
 
     async def main() -> list[QueryPage]:
-        pager = PagedQuery(query, page_size=10, concurrency=1, clock=FakeClock(), metrics=ConnectorMetrics())
+        pager = PagedQuery(query, page_size=10, concurrency=1, clock=clock, metrics=metrics)
         return [page async for page in pager.pages(WINDOW)]
 
     assert ids(asyncio.run(main())) == ["c00001"]
@@ -275,9 +273,11 @@ def test_concurrency_one_is_sequential() -> None:
     assert [page for _, page in query.calls] == [1, 2, 3, 4, 5, 6]
 
 
-def test_a_failure_surfaces_in_page_order_after_the_pages_before_it() -> None:
+def test_a_failure_surfaces_in_page_order_after_the_pages_before_it(
+    clock: FakeClock, metrics: ConnectorMetrics
+) -> None:
     query = FakeQuery(dataset(100), fail_page=4)
-    pager = PagedQuery(query, page_size=10, concurrency=4, clock=FakeClock(), metrics=ConnectorMetrics())
+    pager = PagedQuery(query, page_size=10, concurrency=4, clock=clock, metrics=metrics)
     received: list[int] = []
 
     async def main() -> None:
@@ -296,9 +296,11 @@ def test_an_early_empty_page_ends_the_run_and_cancels_the_prefetch() -> None:
     assert query.in_flight == 0
 
 
-def test_consumer_stopping_early_cancels_outstanding_requests() -> None:
+def test_consumer_stopping_early_cancels_outstanding_requests(
+    clock: FakeClock, metrics: ConnectorMetrics
+) -> None:
     query = FakeQuery(dataset(300))
-    pager = PagedQuery(query, page_size=10, concurrency=4, clock=FakeClock(), metrics=ConnectorMetrics())
+    pager = PagedQuery(query, page_size=10, concurrency=4, clock=clock, metrics=metrics)
 
     async def main() -> None:
         gen = pager.pages(WINDOW)
@@ -332,8 +334,7 @@ def test_start_page_must_be_positive() -> None:
 # ---------------------------------------------------------------------------------------- the 100,000 cap
 
 
-def test_split_in_halves_when_total_hits_approaches_the_cap() -> None:
-    metrics = ConnectorMetrics()
+def test_split_in_halves_when_total_hits_approaches_the_cap(metrics: ConnectorMetrics) -> None:
     query = FakeQuery(dataset(130))
     pages = collect(query, cap=100, metrics=metrics)  # 130 > 0.8 x 100 -> split; each half has 65
     assert sorted(ids(pages)) == [f"c{i:05d}" for i in range(130)]
@@ -345,8 +346,7 @@ def test_split_in_halves_when_total_hits_approaches_the_cap() -> None:
     assert all(p.query_window in halves for p in pages)
 
 
-def test_splits_recurse_until_each_part_fits() -> None:
-    metrics = ConnectorMetrics()
+def test_splits_recurse_until_each_part_fits(metrics: ConnectorMetrics) -> None:
     query = FakeQuery(dataset(400))
     pages = collect(query, cap=100, metrics=metrics)
     assert sorted(ids(pages)) == [f"c{i:05d}" for i in range(400)]
@@ -354,8 +354,9 @@ def test_splits_recurse_until_each_part_fits() -> None:
     assert metrics.registry.get_sample_value("genesys_connector_window_splits_total") == 1 + 2 + 4
 
 
-def test_split_on_a_pagination_cap_error_without_losing_or_repeating() -> None:
-    metrics = ConnectorMetrics()
+def test_split_on_a_pagination_cap_error_without_losing_or_repeating(
+    clock: FakeClock, metrics: ConnectorMetrics
+) -> None:
     query = FakeQuery(dataset(60), total_hits=lambda w, n: 10 if w == WINDOW else n)
 
     async def capped(window: Window, page: int) -> Mapping[str, Any]:
@@ -363,7 +364,7 @@ def test_split_on_a_pagination_cap_error_without_losing_or_repeating() -> None:
             raise PaginationCapReached("Pagination may not exceed 100000 results")
         return await query(window, page)
 
-    pager = PagedQuery(capped, page_size=10, concurrency=2, clock=FakeClock(), metrics=metrics)
+    pager = PagedQuery(capped, page_size=10, concurrency=2, clock=clock, metrics=metrics)
 
     async def main() -> list[QueryPage]:
         return [page async for page in pager.pages(WINDOW)]
@@ -399,9 +400,8 @@ def exact_calls(n: int, page_size: int = 10) -> int:
     return math.ceil(n / page_size) + 1
 
 
-def test_a_total_hits_past_the_cap_does_not_split_a_small_window() -> None:
+def test_a_total_hits_past_the_cap_does_not_split_a_small_window(metrics: ConnectorMetrics) -> None:
     """Every page claims 250,000 hits for 30 conversations: one probe proves it wrong, no split storm."""
-    metrics = ConnectorMetrics()
     query = FakeQuery(dataset(30), total_hits=lambda w, n: 250_000)
     pages = collect(query, concurrency=8, metrics=metrics)
     assert sorted(ids(pages)) == [f"c{i:05d}" for i in range(30)]
@@ -411,16 +411,14 @@ def test_a_total_hits_past_the_cap_does_not_split_a_small_window() -> None:
     assert len(query.calls) <= 2 * exact_calls(30)
 
 
-def test_a_resumed_run_already_past_the_probe_page_splits_on_its_own_data() -> None:
-    metrics = ConnectorMetrics()
+def test_a_resumed_run_already_past_the_probe_page_splits_on_its_own_data(metrics: ConnectorMetrics) -> None:
     query = FakeQuery(dataset(130))
     pages = collect(query, cap=100, start_page=9, metrics=metrics)  # page 9 (81..90) exists: > 80 % of cap
     assert metrics.registry.get_sample_value("genesys_connector_window_splits_total") == 1
     assert sorted(ids(pages)) == [f"c{i:05d}" for i in range(130)]
 
 
-def test_a_pagination_cap_error_on_the_probe_splits() -> None:
-    metrics = ConnectorMetrics()
+def test_a_pagination_cap_error_on_the_probe_splits(clock: FakeClock, metrics: ConnectorMetrics) -> None:
     query = FakeQuery(dataset(40), total_hits=lambda w, n: 250_000 if w == WINDOW else n)
 
     async def capped(window: Window, page: int) -> Mapping[str, Any]:
@@ -428,7 +426,7 @@ def test_a_pagination_cap_error_on_the_probe_splits() -> None:
             raise PaginationCapReached("Pagination may not exceed 50 results")
         return await query(window, page)
 
-    pager = PagedQuery(capped, page_size=10, concurrency=4, clock=FakeClock(), metrics=metrics)
+    pager = PagedQuery(capped, page_size=10, concurrency=4, clock=clock, metrics=metrics)
 
     async def main() -> list[QueryPage]:
         return [page async for page in pager.pages(WINDOW)]

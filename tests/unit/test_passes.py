@@ -6,16 +6,16 @@ The fetcher and the publisher are in-process fakes; the change store is the real
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import FakeFetcher, FakePublisher, sample
 
 from connector.errors import DeliveryError, FatalError
-from connector.genesys.fetcher import Page, RequestTally
+from connector.genesys.fetcher import Page
 from connector.kafka.publisher import BatchResult, DeliveryFailure
 from connector.kafka.records import (
     HEADER_CONTENT_HASH,
@@ -23,7 +23,6 @@ from connector.kafka.records import (
     HEADER_OBSERVED_AT,
     HEADER_PASS,
     HEADER_WINDOW,
-    OutboundMessage,
     content_hash,
     encode_record,
     value_hash,
@@ -58,67 +57,6 @@ def page(number: int, records: list[dict[str, Any]], *, at: datetime, pass_no: i
     )
 
 
-class FakeFetcher:
-    """Yields the given pages per pass number; counts a request per page and one for the final empty page."""
-
-    def __init__(self, pages: dict[int, list[Page]]) -> None:
-        self.pages = pages
-        self.calls: list[tuple[Window, int, int]] = []
-        self.by_id: dict[str, dict[str, Any]] = {}
-
-    async def fetch(
-        self,
-        window: Window,
-        pass_no: int,
-        *,
-        start_page: int = 1,
-        tally: RequestTally | None = None,
-    ) -> AsyncIterator[Page]:
-        self.calls.append((window, pass_no, start_page))
-        for p in self.pages.get(pass_no, []):
-            if p.page_number < start_page:
-                continue
-            if tally is not None:
-                tally.count += 1
-            await asyncio.sleep(0)
-            yield p
-        if tally is not None:
-            tally.count += 1
-
-    async def follow_open(self, ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Current versions by id (multi-get): whatever the test put in `by_id`, for the ids asked."""
-        return [self.by_id[cid] for cid in ids if cid in self.by_id]
-
-
-class FakePublisher:
-    """Records every batch in call order; answers with queued results (default: all acked).
-
-    `gates[n]` holds the n-th call (1-based) until the event is set; `on_publish` runs when a batch arrives.
-    """
-
-    def __init__(self) -> None:
-        self.batches: list[list[OutboundMessage]] = []
-        self.results: deque[BatchResult] = deque()
-        self.gates: dict[int, asyncio.Event] = {}
-        self.on_publish: Callable[[Sequence[OutboundMessage]], None] | None = None
-
-    async def publish(self, messages: Sequence[OutboundMessage]) -> BatchResult:
-        self.batches.append(list(messages))
-        if self.on_publish is not None:
-            self.on_publish(messages)
-        gate = self.gates.get(len(self.batches))
-        if gate is not None:
-            await gate.wait()
-        return self.results.popleft() if self.results else BatchResult(acked=len(messages))
-
-    @property
-    def keys(self) -> list[str]:
-        return [m.key for batch in self.batches for m in batch]
-
-    def flush(self, timeout_s: float) -> int:
-        return 0
-
-
 class Harness:
     """A PassRunner over fakes, a real ChangeStore and a real Progress."""
 
@@ -151,8 +89,7 @@ class Harness:
         return await self.runner.run(key, start_page=start_page, should_stop=stop)
 
     def sample(self, name: str, **labels: str) -> float:
-        value = self.metrics.registry.get_sample_value(f"genesys_connector_{name}", labels)
-        return 0.0 if value is None else value
+        return sample(self.metrics, name, **labels)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
+from fakes import eventually, sample
 
 from connector.clock import FakeClock
 from connector.errors import ConfigError, DeliveryError, KafkaConnectionError
@@ -43,14 +44,20 @@ def message(key: str, size: int = 10) -> OutboundMessage:
 
 
 class CapturingFactory:
-    """Builds the real producer and keeps the config (with the publisher's callbacks)."""
+    """Builds the real producer and keeps it and its config (with the publisher's callbacks)."""
 
     def __init__(self) -> None:
         self.config: dict[str, Any] = {}
+        self.producer: Producer | None = None
 
     def __call__(self, config: dict[str, Any]) -> Producer:
         self.config = config
-        return Producer(config)
+        self.producer = Producer(config)
+        return self.producer
+
+    def queued(self) -> int:
+        """Messages handed to librdkafka and not yet answered for (a dead broker answers none)."""
+        return 0 if self.producer is None else len(self.producer)
 
 
 @pytest.fixture
@@ -59,15 +66,10 @@ def factory() -> CapturingFactory:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def publisher(factory: CapturingFactory, clock: FakeClock) -> Iterator[KafkaPublisher]:
-    pub = KafkaPublisher(
-        DEAD_BROKER, "t", ConnectorMetrics(), version="9.9.9", clock=clock, producer_factory=factory
-    )
+def publisher(
+    factory: CapturingFactory, clock: FakeClock, metrics: ConnectorMetrics
+) -> Iterator[KafkaPublisher]:
+    pub = KafkaPublisher(DEAD_BROKER, "t", metrics, version="9.9.9", clock=clock, producer_factory=factory)
     yield pub
     pub.close(timeout_s=0.1)
 
@@ -81,7 +83,7 @@ def test_fatal_error_fails_pending_batches_and_every_later_call(
 ) -> None:
     async def scenario() -> None:
         pending = asyncio.create_task(publisher.publish([message("a"), message("b")]))
-        await asyncio.sleep(0.05)
+        await eventually(lambda: factory.queued() == 2, what="both messages handed to librdkafka")
         assert not pending.done()  # nothing can be acknowledged by a dead broker
         threading.Thread(target=factory.config["error_cb"], args=(fatal(),)).start()  # as the poller would
         with pytest.raises(DeliveryError, match="idempotence sequence desynchronised"):
@@ -121,10 +123,12 @@ def test_closed_publisher_refuses_work_and_close_is_idempotent(publisher: KafkaP
         publisher.flush(0.1)
 
 
-def test_close_with_unacknowledged_messages_fails_their_batch(publisher: KafkaPublisher) -> None:
+def test_close_with_unacknowledged_messages_fails_their_batch(
+    publisher: KafkaPublisher, factory: CapturingFactory
+) -> None:
     async def scenario() -> BatchResult:
         pending = asyncio.create_task(publisher.publish([message("a"), message("b")]))
-        await asyncio.sleep(0.05)
+        await eventually(lambda: factory.queued() == 2, what="both messages handed to librdkafka")
         remaining = await asyncio.to_thread(publisher.close, 0.2)
         assert remaining == 2
         return await asyncio.wait_for(pending, timeout=10)
@@ -139,8 +143,7 @@ def test_empty_batch_is_acknowledged_at_once(publisher: KafkaPublisher) -> None:
     assert asyncio.run(publisher.publish([])) == BatchResult(acked=0)
 
 
-def test_oversized_messages_fail_their_batch_without_reaching_a_broker() -> None:
-    metrics = ConnectorMetrics()
+def test_oversized_messages_fail_their_batch_without_reaching_a_broker(metrics: ConnectorMetrics) -> None:
     with KafkaPublisher({**DEAD_BROKER, "message.max.bytes": 1000}, "t", metrics, version="1") as pub:
         batch = [message("big-1", size=5000), message("big-2", size=2000)]
         result = asyncio.run(asyncio.wait_for(pub.publish(batch), timeout=10))
@@ -271,16 +274,13 @@ def fake_publisher(
 
 
 def truncated(metrics: ConnectorMetrics, limit: str) -> float:
-    return (
-        metrics.registry.get_sample_value("genesys_connector_records_truncated_total", {"limit": limit})
-        or 0.0
-    )
+    return sample(metrics, "records_truncated_total", limit=limit)
 
 
 def test_truncate_replaces_a_conversation_over_the_producer_limit_in_its_place(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, metrics: ConnectorMetrics
 ) -> None:
-    producer, metrics = FakeProducer(producer_limit=20_000, topic_limit=10**7), ConnectorMetrics()
+    producer = FakeProducer(producer_limit=20_000, topic_limit=10**7)
     batch = [conversation_message("a", 3), conversation_message("big", 2000), conversation_message("c", 3)]
     with (
         caplog.at_level(logging.WARNING),
@@ -301,9 +301,10 @@ def test_truncate_replaces_a_conversation_over_the_producer_limit_in_its_place(
     assert "kafka.message_max_bytes" in warning
 
 
-def test_truncate_cuts_to_the_topic_limit_and_resends_batch_neighbours_unchanged() -> None:
+def test_truncate_cuts_to_the_topic_limit_and_resends_batch_neighbours_unchanged(
+    metrics: ConnectorMetrics,
+) -> None:
     producer = FakeProducer(producer_limit=4_194_304, topic_limit=20_480, reject_once={"small"})
-    metrics = ConnectorMetrics()
     batch = [conversation_message("small", 3), conversation_message("big", 2000)]
     with fake_publisher(producer, oversized="truncate", metrics=metrics) as pub:
         result = asyncio.run(asyncio.wait_for(pub.publish(batch), timeout=10))
@@ -331,9 +332,9 @@ def test_truncate_cuts_to_the_topic_limit_and_resends_batch_neighbours_unchanged
     ids=["producer", "topic"],
 )
 def test_fail_policy_stops_naming_the_limit_that_was_hit(
-    producer_limit: int, topic_limit: int, named: str, not_named: str
+    producer_limit: int, topic_limit: int, named: str, not_named: str, metrics: ConnectorMetrics
 ) -> None:
-    producer, metrics = FakeProducer(producer_limit, topic_limit), ConnectorMetrics()
+    producer = FakeProducer(producer_limit, topic_limit)
     with fake_publisher(producer, oversized="fail", metrics=metrics) as pub:
         result = asyncio.run(asyncio.wait_for(pub.publish([conversation_message("big", 2000)]), timeout=10))
     assert [(f.key, f.code) for f in result.failures] == [("big", "MSG_SIZE_TOO_LARGE")]

@@ -1,0 +1,113 @@
+"""In-process stand-ins shared by the unit tests (loaded by tests/unit/conftest.py).
+
+Only the unit tests use fakes; integration and end-to-end tests run against the real broker and the
+simulator over HTTP. Each fake has the same methods, with the same signatures, as the part it stands in
+for (`WindowFetcher.fetch`/`follow_open`, `KafkaPublisher.publish`/`flush`), so it fits wherever that part
+is typed by what it does rather than by its class, and it records what it was asked so that tests can
+assert on observable state instead of on timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from connector.genesys.fetcher import Page, RequestTally
+from connector.kafka.publisher import BatchResult
+from connector.kafka.records import OutboundMessage
+from connector.metrics import ConnectorMetrics
+from connector.windows import Window
+
+
+def sample(metrics: ConnectorMetrics, name: str, **labels: str) -> float:
+    """Current value of `genesys_connector_<name>{labels}`; 0 for a series never touched."""
+    value = metrics.registry.get_sample_value(f"genesys_connector_{name}", labels)
+    return 0.0 if value is None else value
+
+
+async def eventually(predicate: Callable[[], bool], *, timeout_s: float = 10.0, what: str = "") -> None:
+    """Yield to the event loop (and to threads) until `predicate()` holds; fail after `timeout_s`.
+
+    The deadline is a hang guard, generous because the machine may be loaded; healthy tests pass the
+    predicate within a few iterations.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout_s} s: {what or predicate}")
+        await asyncio.sleep(0.005)
+
+
+class FakeFetcher:
+    """Yields the given pages per pass number; counts a request per page and one for the final empty page."""
+
+    def __init__(self, pages: dict[int, list[Page]]) -> None:
+        self.pages = pages
+        self.calls: list[tuple[Window, int, int]] = []
+        self.by_id: dict[str, dict[str, Any]] = {}
+
+    async def fetch(
+        self,
+        window: Window,
+        pass_no: int,
+        *,
+        start_page: int = 1,
+        tally: RequestTally | None = None,
+    ) -> AsyncIterator[Page]:
+        self.calls.append((window, pass_no, start_page))
+        for p in self.pages.get(pass_no, []):
+            if p.page_number < start_page:
+                continue
+            if tally is not None:
+                tally.count += 1
+            await asyncio.sleep(0)
+            yield p
+        if tally is not None:
+            tally.count += 1
+
+    async def follow_open(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Current versions by id (multi-get): whatever the test put in `by_id`, for the ids asked."""
+        return [self.by_id[cid] for cid in ids if cid in self.by_id]
+
+
+class FakePublisher:
+    """Records every batch in call order; answers with queued results (default: all acked).
+
+    `gates[n]` holds the n-th call (1-based) until the event is set; `on_publish` runs when a batch arrives.
+    An ungated call still yields to the event loop once, as a real acknowledgement would, so that
+    concurrent passes interleave.
+    """
+
+    def __init__(self) -> None:
+        self.batches: list[list[OutboundMessage]] = []
+        self.results: deque[BatchResult] = deque()
+        self.gates: dict[int, asyncio.Event] = {}
+        self.on_publish: Callable[[Sequence[OutboundMessage]], None] | None = None
+        self.flushed = 0
+
+    async def publish(self, messages: Sequence[OutboundMessage]) -> BatchResult:
+        self.batches.append(list(messages))
+        if self.on_publish is not None:
+            self.on_publish(messages)
+        gate = self.gates.get(len(self.batches))
+        if gate is not None:
+            await gate.wait()
+        else:
+            await asyncio.sleep(0)
+        return self.results.popleft() if self.results else BatchResult(acked=len(messages))
+
+    @property
+    def messages(self) -> list[OutboundMessage]:
+        """Every message published, in publish order."""
+        return [m for batch in self.batches for m in batch]
+
+    @property
+    def keys(self) -> list[str]:
+        return [m.key for m in self.messages]
+
+    def flush(self, timeout_s: float) -> int:
+        self.flushed += 1
+        return 0
