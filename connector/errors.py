@@ -12,7 +12,12 @@ ConnectorError
 │   ├── CheckpointError         checkpoint unreadable, corrupt, newer format, or directory locked/unwritable
 │   │   └── StateDirectoryFullError  the state volume is full or over quota: not corruption, free space
 │   ├── RetriesExhaustedError   a retriable failure that kept failing past the retry budget
+│   ├── JobFailedError          an async job span FAILED again and again (jobs.max_failures); nothing skipped
 │   └── BrokerError             the embedded Kafka broker (tests, demo) could not be fetched or started
+├── JobError                    an async job's own outcome; the job runner handles it, the retry policy never
+│   │                           sees it (connector.genesys.jobs)
+│   ├── JobGoneError            404 on a job: expired (results deleted) or unknown: submit a new job
+│   └── JobCapacityError        429 "maximum number of concurrent jobs": wait for one to finish, submit again
 ├── RetriableError              back off and try the same thing again (bounded by the retry policy)
 │   ├── RateLimitedError        429; carries .retry_after_s
 │   ├── UpstreamUnavailableError 5xx, 408, timeouts, connection resets, truncated or non-JSON bodies
@@ -178,6 +183,37 @@ class RetriesExhaustedError(FatalError):
     def __init__(self, message: str, *, last: BaseException | None = None) -> None:
         self.last = last
         super().__init__(message if last is None else f"{message}: {last}")
+
+
+class JobError(ApiError):
+    """An async details job answered with its own outcome; `connector.genesys.jobs` decides what next.
+
+    Not retriable by the client: resubmitting (a new job id) or waiting for a job slot is a decision about
+    the job, not about the HTTP request, so the client raises these at once.
+    """
+
+
+class JobGoneError(JobError):
+    """404 on a job id: its results expired and were deleted, or the id is unknown. Submit a new job."""
+
+
+class JobCapacityError(JobError):
+    """429 on a job submission because too many jobs are running (not the request rate limit): no job was
+    created; submit again once one of ours has finished."""
+
+
+class JobFailedError(FatalError):
+    """A job span failed again and again (FAILED, CANCELLED or stuck) past `jobs.max_failures`.
+
+    Nothing was skipped: the span is still unread and the checkpoint is where it was. `interval` names the
+    span and `error_message` is Genesys' last `errorMessage`, so the caller can split the span or stop.
+    """
+
+    def __init__(self, message: str, *, interval: str, error_message: str | None, attempts: int) -> None:
+        self.interval = interval
+        self.error_message = error_message
+        self.attempts = attempts
+        super().__init__(message)
 
 
 class BrokerError(FatalError):
