@@ -250,6 +250,13 @@ class JobRunner:
                             return
                     ended = _Ended(JobOutcome.EXPIRED, "results gone while reading them")
                 self._untrack(job.job_id)
+                log.warning(
+                    "job %s for %s ended %s (%s): submitting the span again",
+                    job.job_id,
+                    span.interval,
+                    ended.outcome.value,
+                    ended.error_message or "no message",
+                )
                 yield JobRestarted(span, job.job_id, ended.outcome, ended.error_message, delivered)
                 if ended.outcome != JobOutcome.EXPIRED:
                     failures += 1

@@ -203,14 +203,16 @@ def test_a_lower_org_cap_on_concurrent_jobs_makes_spans_wait_not_fail() -> None:
     clock = FakeClock(NOW)
     metrics = ConnectorMetrics()
     with simulator(clock) as sim:
-        sim.control.set_job_settings(max_concurrent=1)
+        # a job stays QUEUED for 10 virtual minutes: the other two spans' first submissions are refused
+        # however the three requests interleave
+        sim.control.set_job_settings(max_concurrent=1, queued_s=600)
         truths = [sim.control.ground_truth(s.start, s.end) for s in THIRDS]
 
         async def three_at_once(runner: JobRunner) -> list[list[JobEvent]]:
             return list(await asyncio.gather(*(collect(runner, span) for span in THIRDS)))
 
         results = run(
-            settings(sim, max_concurrent="3", capacity_wait="5s"), clock, three_at_once, metrics=metrics
+            settings(sim, max_concurrent="3", capacity_wait="60s"), clock, three_at_once, metrics=metrics
         )
         served = sim.control.counters()
     assert served["jobs_create"].get("429", 0) >= 2  # the org's cap was hit ...

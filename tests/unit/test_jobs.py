@@ -367,6 +367,28 @@ def test_our_own_jobs_never_exceed_max_concurrent() -> None:
     assert max(running) <= 2
 
 
+def test_closing_the_stream_mid_job_frees_its_slot_and_leaves_the_job_for_a_resume() -> None:
+    api = FakeJobsApi([record(n) for n in range(5)])
+
+    async def action(runner: JobRunner) -> list[JobEvent]:
+        events = runner.run(SPAN, build_job_body(SPAN, FilterSettings()))
+        first = [await events.__anext__()]  # JobSubmitted: the job holds its slot until it ends running
+        await events.aclose()  # type: ignore[attr-defined]
+        assert runner.in_flight == 0
+        other = Window(SPAN.end, SPAN.end + timedelta(days=1))
+
+        async def second() -> list[JobEvent]:
+            return [e async for e in runner.run(other, build_job_body(other, FilterSettings()))]
+
+        return first + await asyncio.wait_for(second(), timeout=30)  # a slot never freed would hang
+
+    events = run(api, action, max_concurrent=1)  # the second span needs the first one's slot
+    assert isinstance(events[0], JobSubmitted)
+    assert events[0].job_id == "job-1"
+    assert "job-1" not in api.deleted
+    assert api.deleted == ["job-2"]
+
+
 # --------------------------------------------------------------------------------------------- resume
 def test_resume_continues_an_unexpired_job_at_its_cursor() -> None:
     api = FakeJobsApi([record(n) for n in range(5)])
