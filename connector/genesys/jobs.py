@@ -47,7 +47,7 @@ from connector.errors import (
 from connector.genesys.client import GenesysClient, JobState, JobStatus
 from connector.genesys.fetcher import query_filters
 from connector.metrics import ConnectorMetrics
-from connector.windows import Window, parse_instant
+from connector.windows import Window, format_instant, parse_instant
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,24 @@ class JobResume:
     job_id: str
     cursor: str | None
     submitted_at: datetime
+
+    def to_dict(self) -> dict[str, str | None]:
+        """Plain data for the checkpoint (the cursor is opaque, not a secret)."""
+        return {
+            "job_id": self.job_id,
+            "cursor": self.cursor,
+            "submitted_at": format_instant(self.submitted_at),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobResume:
+        """Inverse of `to_dict`."""
+        cursor = data.get("cursor")
+        return cls(
+            str(data["job_id"]),
+            None if cursor is None else str(cursor),
+            parse_instant(str(data["submitted_at"])),
+        )
 
 
 @dataclass(frozen=True)

@@ -445,6 +445,12 @@ def test_resume_of_a_failed_job_resubmits() -> None:
     assert delivered_ids(events) == ["c1"]
 
 
+def test_a_resume_point_round_trips_through_plain_data() -> None:
+    for resume in (JobResume("j", "c:2", T0), JobResume("j", None, T0 + timedelta(milliseconds=5))):
+        data = orjson.loads(orjson.dumps(resume.to_dict()))
+        assert JobResume.from_dict(data) == resume
+
+
 # --------------------------------------------------------------------------------------------- span filter
 def test_records_are_kept_only_in_the_span_they_started_in() -> None:
     inside = record(1)
