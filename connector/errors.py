@@ -11,7 +11,12 @@ ConnectorError
 │   │   └── KafkaConnectionError  the startup check cannot reach Kafka: .reason authentication/tls/unreachable
 │   ├── CheckpointError         checkpoint unreadable, corrupt, newer format, or directory locked/unwritable
 │   │   └── StateDirectoryFullError  the state volume is full or over quota: not corruption, free space
+│   ├── JobFailedError          an async job span FAILED again and again (jobs.max_failures); nothing skipped
 │   └── BrokerError             the embedded Kafka broker (tests, demo) could not be fetched or started
+├── JobError                    an async job's own outcome, handled by the job runner alone (it resubmits
+│   │                           or waits); never seen by the retry policy (connector.genesys.jobs)
+│   ├── JobGoneError            404 on a job: expired (results deleted) or unknown: submit a new job
+│   └── JobCapacityError        429 "maximum number of concurrent jobs": wait for one to finish, submit again
 └── RetriableError              try the same work again later: the loop retries the pass from its last
     │                           acked page (a window is never skipped), the startup check waits it out
     ├── RateLimitedError        429 (.retry_after_s): the client waits it out in place, costs no attempt
@@ -217,6 +222,37 @@ class BatchNotDelivered(RetriableError):
         self.failures = failures
         sample = "; ".join(sorted(set(failures))[:3])
         super().__init__(f"{len(failures)} message(s) of page {page_number} not delivered: {sample}")
+
+
+class JobError(ConnectorError):
+    """An async details job answered with its own outcome; `connector.genesys.jobs` decides what next.
+
+    Not retriable by the client: resubmitting (a new job id) or waiting for a job slot is a decision about
+    the job, not about the HTTP request, so the client raises these at once.
+    """
+
+
+class JobGoneError(JobError, ApiError):
+    """404 on a job id: its results expired and were deleted, or the id is unknown. Submit a new job."""
+
+
+class JobCapacityError(JobError, ApiError):
+    """429 on a job submission because too many jobs are running (not the request rate limit): no job was
+    created; submit again once one of ours has finished."""
+
+
+class JobFailedError(FatalError):
+    """A job span failed again and again (FAILED, CANCELLED or stuck) past `jobs.max_failures`.
+
+    Nothing was skipped: the span is still unread and the checkpoint is where it was. `interval` names the
+    span and `error_message` is Genesys' last `errorMessage`, so the caller can split the span or stop.
+    """
+
+    def __init__(self, message: str, *, interval: str, error_message: str | None, attempts: int) -> None:
+        self.interval = interval
+        self.error_message = error_message
+        self.attempts = attempts
+        super().__init__(message)
 
 
 def describe_exception(exc: BaseException) -> str:

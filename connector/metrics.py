@@ -24,10 +24,34 @@ _RETRY_AFTER_BUCKETS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 36
 
 # --- label values initialised at 0 (a value not listed still gets its series on first use) ---
 #: `endpoint`: every call the client makes (connector.genesys.client's *_ENDPOINT constants).
-ENDPOINTS = ("details_query", "details_multiget", "oauth_token")
+ENDPOINTS = (
+    "details_query",
+    "details_multiget",
+    "oauth_token",
+    "jobs_submit",
+    "job_status",
+    "job_results",
+    "job_delete",
+    "jobs_availability",
+)
 #: `code`: the HTTP statuses the client handles distinctly (connector.genesys.client.classify_response), and
 #: "error" when no response arrived.
-RESPONSE_CODES = ("200", "400", "401", "403", "408", "429", "500", "502", "503", "504", "error")
+RESPONSE_CODES = (
+    "200",
+    "202",
+    "204",
+    "400",
+    "401",
+    "403",
+    "404",
+    "408",
+    "429",
+    "500",
+    "502",
+    "503",
+    "504",
+    "error",
+)
 #: `reason` of a retry: `connector.genesys.client.retry_reason()` of a retried error, and the client's 401
 #: refresh-and-retry.
 RETRY_REASONS = ("429", "5xx", "408", "timeout", "connection", "bad_body", "401")
@@ -40,6 +64,11 @@ FOLLOW_LABEL = "open"
 LATE_SOURCES = ("rescan", "follow_up", "job")
 #: `how` a range was settled (connector.kafka.control.SETTLED_BY).
 SETTLED_BY = ("job", "rescan")
+#: `outcome` of one async job, submission to its end (connector.genesys.jobs.JobOutcome).
+JOB_OUTCOMES = ("fulfilled", "failed", "cancelled", "expired", "timeout")
+#: `path` a conversation snapshot was delivered by: the details query or an async job.
+DELIVERY_PATHS = ("query", "job")
+_JOB_DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 
 
 def window_passes(rescans: int) -> tuple[str, ...]:
@@ -241,6 +270,33 @@ class ConnectorMetrics:
         self.last_error_timestamp_seconds = Gauge(
             p + "last_error_timestamp_seconds", "When the last error was logged (unix seconds).", registry=r
         )
+        # --- async jobs (connector.genesys.jobs; delivered_by_path is counted where snapshots are acked) ---
+        self.jobs_in_flight = Gauge(
+            p + "jobs_in_flight",
+            "Async details jobs submitted and not yet finished (results read and deleted, or given up).",
+            registry=r,
+        )
+        self.job_duration = Histogram(
+            p + "job_duration_seconds",
+            "Time from a job's submission to its end state (FULFILLED, FAILED, CANCELLED, EXPIRED, "
+            "or our timeout), by outcome.",
+            ["outcome"],
+            buckets=_JOB_DURATION_BUCKETS,
+            registry=r,
+        )
+        _initialise(self.job_duration, JOB_OUTCOMES)
+        self.data_lake_lag_seconds = Gauge(
+            p + "data_lake_lag_seconds",
+            "Now minus the data lake's dataAvailabilityDate (last read).",
+            registry=r,
+        )
+        self.conversations_delivered = Counter(
+            p + "conversations_delivered",
+            "Conversation snapshots acknowledged by Kafka, by the API path that read them (query / job).",
+            ["path"],
+            registry=r,
+        )
+        _initialise(self.conversations_delivered, DELIVERY_PATHS)
         # --- Kafka ---
         self.kafka_delivery_errors = Counter(
             p + "kafka_delivery_errors",

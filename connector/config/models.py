@@ -282,6 +282,65 @@ class KafkaSettings(_Section):
         return self
 
 
+class JobsSettings(_Section):
+    """Async details jobs: backfill and settlement from the data lake (genesys-api.md §2).
+
+    Genesys documents none of these limits (§2.5: concurrent jobs, job interval, results lifetime, how the
+    data lake advances), so each is a setting with a cautious default. A job's interval is whole UTC days
+    (see docs/ARCHITECTURE.md, "Jobs and the query").
+    """
+
+    page_size: int = Field(default=1000, ge=1, le=1000)
+    max_concurrent: int = Field(default=2, ge=1, le=50)
+    span: Duration = timedelta(days=1)
+    poll_initial: Duration = timedelta(seconds=1)
+    poll_max: Duration = timedelta(seconds=30)
+    capacity_wait: Duration = timedelta(seconds=30)
+    job_timeout: Duration = timedelta(hours=1)
+    max_failures: int = Field(default=5, ge=1)
+    results_lifetime: Duration = timedelta(hours=6)
+    availability_check_interval: Duration = timedelta(minutes=5)
+    settle_delay: Duration = timedelta(hours=24)
+
+    @field_validator("span")
+    @classmethod
+    def _whole_days(cls, value: timedelta) -> timedelta:
+        if value < timedelta(days=1) or value > timedelta(days=31) or value % timedelta(days=1):
+            raise ValueError(f"must be whole days from 1d to 31d (got {format_duration(value)})")
+        return value
+
+    @field_validator(
+        "poll_initial",
+        "poll_max",
+        "capacity_wait",
+        "job_timeout",
+        "results_lifetime",
+        "availability_check_interval",
+    )
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError(f"must be positive (got {format_duration(value)})")
+        return value
+
+    @field_validator("settle_delay")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError(f"must not be negative (got {format_duration(value)})")
+        return value
+
+    @model_validator(mode="after")
+    def _check_relations(self) -> JobsSettings:
+        if self.poll_max < self.poll_initial:
+            raise PydanticCustomError(
+                "relation",
+                "must be >= jobs.poll_initial ({initial})",
+                {"initial": format_duration(self.poll_initial), "loc": "poll_max"},
+            )
+        return self
+
+
 class CheckpointSettings(_Section):
     """Where the checkpoint and the change store live (a persistent volume in Kubernetes)."""
 
@@ -342,6 +401,7 @@ class Settings(BaseSettings):
     windows: WindowsSettings = Field(default_factory=WindowsSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 

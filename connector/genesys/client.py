@@ -13,6 +13,13 @@ and both (the Basic credentials and every bearer token) are reported to the inje
 HTTP outcomes are mapped onto `connector.errors` only here: `classify_response` (responses) and
 `classify_transport_error` (no response). The pagination cap (400 "Pagination may not exceed...") is not
 an error but a signal to the pager, `PaginationCapReached`, raised here too.
+
+
+Async details jobs (genesys-api.md §2) have one method per endpoint too (`submit_job`, `job_status`,
+`job_results`, `delete_job`, `data_availability`); two of their answers are the job's own outcome rather
+than a failed request, so they are raised at once and never retried here: a 404 on a job id
+(`JobGoneError`: expired or unknown, submit a new one) and a 429 "maximum number of concurrent jobs" on a
+submission (`JobCapacityError`: wait for a job to finish). `connector.genesys.jobs` runs jobs with them.
 """
 
 from __future__ import annotations
@@ -22,21 +29,25 @@ import base64
 import email.utils
 import logging
 import random
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import httpx
 import orjson
 
 from connector import __version__
-from connector.clock import Clock
+from connector.clock import Clock, parse_instant
 from connector.config import GenesysSettings
 from connector.errors import (
     ApiContractError,
     ApiError,
     AuthenticationError,
+    JobCapacityError,
+    JobGoneError,
     PermissionDeniedError,
     RateLimitedError,
     RetriesExhaustedError,
@@ -62,6 +73,19 @@ MULTIGET_ENDPOINT = "details_multiget"
 TOKEN_ENDPOINT = "oauth_token"  # noqa: S105 - a metric label
 #: Most ids one multi-get request carries.
 MAX_IDS_PER_GET = 100
+JOBS_PATH = "/api/v2/analytics/conversations/details/jobs"
+JOBS_AVAILABILITY_PATH = JOBS_PATH + "/availability"
+JOBS_SUBMIT_ENDPOINT = "jobs_submit"
+JOB_STATUS_ENDPOINT = "job_status"
+JOB_RESULTS_ENDPOINT = "job_results"
+JOB_DELETE_ENDPOINT = "job_delete"
+JOBS_AVAILABILITY_ENDPOINT = "jobs_availability"
+#: Endpoints addressing one job by id: a 404 there means the job (or its results) is gone.
+_JOB_ID_ENDPOINTS = {JOB_STATUS_ENDPOINT, JOB_RESULTS_ENDPOINT, JOB_DELETE_ENDPOINT}
+#: How a 429 "too many concurrent jobs" differs from the rate limit (INFERRED, genesys-api.md §2.5: the
+#: simulator's code, and the words of its message); any other 429 on a submission is the rate limit.
+_JOB_CAP_CODE = "too.many.requests.jobs"
+_JOB_CAP_TEXT = "concurrent jobs"
 CORRELATION_HEADER = "ININ-Correlation-Id"
 _PAGINATION_CAP_TEXT = "pagination may not exceed"
 _RETRIABLE_STATUSES = {408, 500, 502, 503, 504}
@@ -97,6 +121,10 @@ def classify_response(response: httpx.Response, *, endpoint: str) -> Any:
         "correlation_id": correlation_id or context_id,
         "endpoint": endpoint,
     }
+    if status == 429 and endpoint == JOBS_SUBMIT_ENDPOINT and _is_job_cap(code, message):
+        raise JobCapacityError(message or "too many concurrent jobs", **ctx)
+    if status == 404 and endpoint in _JOB_ID_ENDPOINTS:
+        raise JobGoneError(message or "job not found", **ctx)
     if status == 429:
         retry_after = _retry_after_s(response.headers)
         raise RateLimitedError(message or "rate limited", retry_after_s=retry_after, **ctx)
@@ -114,6 +142,11 @@ def classify_response(response: httpx.Response, *, endpoint: str) -> Any:
             **ctx,
         )
     raise ApiContractError(f"Genesys rejected the request: {message or f'HTTP {status}'}", **ctx)
+
+
+def _is_job_cap(code: str | None, message: str | None) -> bool:
+    """A 429 on a job submission that is the concurrent-jobs cap, not the request rate limit."""
+    return code == _JOB_CAP_CODE or _JOB_CAP_TEXT in (message or "").lower()
 
 
 def classify_transport_error(exc: httpx.RequestError, *, endpoint: str) -> UpstreamUnavailableError:
@@ -187,6 +220,7 @@ class _Request:
     params: Mapping[str, str] | None = None
     content: bytes | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    allow_empty: bool = False  # a 2xx without a body is a success (DELETE), not a truncated body
 
 
 class GenesysClient:
@@ -298,6 +332,70 @@ class GenesysClient:
         window = Window(end - timedelta(minutes=1), end)
         await self.query_details({"interval": window.interval, "paging": {"pageSize": 1, "pageNumber": 1}})
 
+    # ------------------------------------------------------------------------------- async jobs
+    async def submit_job(self, body: Mapping[str, Any]) -> str:
+        """POST .../details/jobs (an `AsyncConversationQuery`); returns the new job's id.
+
+        Raises JobCapacityError (no job created) when too many jobs are running.
+        """
+        result = await self._call(
+            _Request(
+                JOBS_SUBMIT_ENDPOINT,
+                "POST",
+                self._config.api_base_url + JOBS_PATH,
+                content=orjson.dumps(body),
+                headers={"Content-Type": "application/json"},
+            )
+        )
+        job_id = result.get("jobId") if isinstance(result, dict) else None
+        if not isinstance(job_id, str) or not job_id:
+            raise ApiContractError("the job submission answer has no 'jobId'", endpoint=JOBS_SUBMIT_ENDPOINT)
+        return job_id
+
+    async def job_status(self, job_id: str) -> JobStatus:
+        """GET .../details/jobs/{jobId}. Raises JobGoneError for an unknown (or purged) job."""
+        result = await self._call(_Request(JOB_STATUS_ENDPOINT, "GET", self._job_url(job_id)))
+        return JobStatus.from_body(result)
+
+    async def job_results(
+        self, job_id: str, *, cursor: str | None = None, page_size: int = 1000
+    ) -> JobResultsPage:
+        """GET .../details/jobs/{jobId}/results: one page, from `cursor` (None: the first page).
+
+        Raises JobGoneError once the results expired (404).
+        """
+        params = {"pageSize": str(page_size)}
+        if cursor is not None:
+            params["cursor"] = cursor
+        result = await self._call(
+            _Request(JOB_RESULTS_ENDPOINT, "GET", self._job_url(job_id) + "/results", params=params)
+        )
+        return JobResultsPage.from_body(result)
+
+    async def delete_job(self, job_id: str) -> None:
+        """DELETE .../details/jobs/{jobId}: cancel a running job or drop finished results.
+
+        Raises JobGoneError when the job is already gone (callers usually ignore that).
+        """
+        await self._call(_Request(JOB_DELETE_ENDPOINT, "DELETE", self._job_url(job_id), allow_empty=True))
+
+    async def data_availability(self) -> datetime:
+        """GET .../details/jobs/availability: the data lake's `dataAvailabilityDate` (UTC)."""
+        result = await self._call(
+            _Request(JOBS_AVAILABILITY_ENDPOINT, "GET", self._config.api_base_url + JOBS_AVAILABILITY_PATH)
+        )
+        value = result.get("dataAvailabilityDate") if isinstance(result, dict) else None
+        instant = _instant_or_none(value)
+        if instant is None:
+            raise ApiContractError(
+                f"the availability answer has no valid 'dataAvailabilityDate' ({value!r})",
+                endpoint=JOBS_AVAILABILITY_ENDPOINT,
+            )
+        return instant
+
+    def _job_url(self, job_id: str) -> str:
+        return f"{self._config.api_base_url}{JOBS_PATH}/{urllib.parse.quote(job_id, safe='')}"
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -377,6 +475,8 @@ class GenesysClient:
             token = await self._tokens.token() if request.authenticated else None
             response = await self._send(request, token)
             headers = response.headers
+            if request.allow_empty and 200 <= response.status_code < 300 and not response.content:
+                return None
             return classify_response(response, endpoint=request.endpoint)
         except AuthenticationError as exc:
             if token is not None and exc.status == 401:
@@ -432,3 +532,81 @@ def _check_query_shape(result: Any, endpoint: str) -> dict[str, Any]:
     if total is not None and (not isinstance(total, int) or isinstance(total, bool)):
         raise ApiContractError(f"'totalHits' is not an integer ({total!r})", endpoint=endpoint)
     return {**result, "conversations": conversations, "totalHits": total}
+
+
+# --------------------------------------------------------------------------------------------- job models
+class JobState(StrEnum):
+    """`AsyncQueryStatus.state` (genesys-api.md §2.3)."""
+
+    QUEUED = "QUEUED"
+    PENDING = "PENDING"
+    FULFILLED = "FULFILLED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
+
+    @property
+    def running(self) -> bool:
+        return self in (JobState.QUEUED, JobState.PENDING)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job's status; dates are None when Genesys left them out."""
+
+    state: JobState
+    error_message: str | None = None
+    expiration_date: datetime | None = None
+    submission_date: datetime | None = None
+    completion_date: datetime | None = None
+
+    @classmethod
+    def from_body(cls, body: Any) -> JobStatus:
+        if not isinstance(body, dict):
+            raise ApiContractError("the job status is not a JSON object", endpoint=JOB_STATUS_ENDPOINT)
+        try:
+            state = JobState(str(body.get("state")))
+        except ValueError:
+            raise ApiContractError(
+                f"unknown job state {body.get('state')!r}", endpoint=JOB_STATUS_ENDPOINT
+            ) from None
+        message = body.get("errorMessage")
+        return cls(
+            state=state,
+            error_message=str(message) if message is not None else None,
+            expiration_date=_instant_or_none(body.get("expirationDate")),
+            submission_date=_instant_or_none(body.get("submissionDate")),
+            completion_date=_instant_or_none(body.get("completionDate")),
+        )
+
+
+@dataclass(frozen=True)
+class JobResultsPage:
+    """One page of a job's results: records (with participant attributes), the cursor to the next page
+    (None on the last page) and the data lake's availability date when the job ran."""
+
+    conversations: list[dict[str, Any]]
+    cursor: str | None
+    data_availability_date: datetime | None
+
+    @classmethod
+    def from_body(cls, body: Any) -> JobResultsPage:
+        if not isinstance(body, dict):
+            raise ApiContractError("the job results are not a JSON object", endpoint=JOB_RESULTS_ENDPOINT)
+        conversations = body.get("conversations") or []
+        if not isinstance(conversations, list) or not all(isinstance(c, dict) for c in conversations):
+            raise ApiContractError("'conversations' is not a list of objects", endpoint=JOB_RESULTS_ENDPOINT)
+        cursor = body.get("cursor")
+        if cursor is not None and (not isinstance(cursor, str) or not cursor):
+            raise ApiContractError(f"'cursor' is not a string ({cursor!r})", endpoint=JOB_RESULTS_ENDPOINT)
+        return cls(conversations, cursor, _instant_or_none(body.get("dataAvailabilityDate")))
+
+
+def _instant_or_none(value: Any) -> datetime | None:
+    """An ISO-8601 instant from a response, or None when absent or not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_instant(value)
+    except ValueError:
+        return None

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from connector.clock import Clock
-from connector.config import Settings
+from connector.config import FilterSettings, Settings
 from connector.genesys.client import GenesysClient
 from connector.genesys.pagination import PagedQuery, PrefetchBudget
 from connector.metrics import ConnectorMetrics
@@ -132,20 +132,30 @@ class WindowFetcher:
             "orderBy": "conversationStart",
             "paging": {"pageSize": self._config.genesys.page_size, "pageNumber": page_number},
         }
-        filters = self._config.windows.filters
-        if filters.division_ids:
-            body["conversationFilters"] = [_any_of("divisionId", filters.division_ids)]
-        segment_filters = []
-        if filters.media_types:
-            segment_filters.append(_any_of("mediaType", filters.media_types))
-        if filters.queue_ids:
-            segment_filters.append(_any_of("queueId", filters.queue_ids))
-        if segment_filters:
-            body["segmentFilters"] = segment_filters
+        body.update(query_filters(self._config.windows.filters))
         return body
 
     async def _query(self, window: Window, page_number: int, *, order: str = "asc") -> Mapping[str, Any]:
         return await self._client.query_details(self.build_query(window, page_number, order=order))
+
+
+def query_filters(filters: FilterSettings) -> dict[str, Any]:
+    """`conversationFilters` / `segmentFilters` for the configured filters (query and job bodies alike).
+
+    Divisions become a conversation filter (any of them); media types and queues each become a segment
+    filter (any of the listed values), and Genesys requires all filters to match. Empty: no keys.
+    """
+    body: dict[str, Any] = {}
+    if filters.division_ids:
+        body["conversationFilters"] = [_any_of("divisionId", filters.division_ids)]
+    segment_filters = []
+    if filters.media_types:
+        segment_filters.append(_any_of("mediaType", filters.media_types))
+    if filters.queue_ids:
+        segment_filters.append(_any_of("queueId", filters.queue_ids))
+    if segment_filters:
+        body["segmentFilters"] = segment_filters
+    return body
 
 
 def _any_of(dimension: str, values: Sequence[str]) -> dict[str, Any]:

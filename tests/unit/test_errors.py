@@ -66,16 +66,18 @@ def test_every_class_of_the_tree_is_raised_by_the_code() -> None:
     """A class nobody raises is deleted, not kept 'just in case'."""
     sources = "\n".join(p.read_text(encoding="utf-8") for p in PACKAGE.rglob("*.py") if p.name != "errors.py")
     for cls in tree_classes():
-        if cls in (FatalError, RetriableError):
+        if cls in (FatalError, RetriableError, errors.JobError):
             continue  # branches: what the caller does, raised through their leaves
         assert re.search(rf"raise {cls.__name__}\(|= {cls.__name__}\(", sources), cls.__name__
 
 
 def test_every_leaf_is_either_fatal_or_retried_config_aside() -> None:
+    """Each leaf is on one branch: stop, try again later, or (a job's own outcome) the job runner's."""
+    branches = (FatalError, RetriableError, errors.JobError)
     for cls in tree_classes():
-        if cls is errors.ConfigError or cls in (FatalError, RetriableError):
+        if cls is errors.ConfigError or cls in branches:
             continue
-        assert issubclass(cls, FatalError) != issubclass(cls, RetriableError), cls.__name__
+        assert sum(issubclass(cls, branch) for branch in branches) == 1, cls.__name__
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,12 @@ from prometheus_client.metrics import MetricWrapperBase
 from connector import passes
 from connector.genesys import client
 from connector.genesys.client import classify_response, classify_transport_error, retry_reason
+from connector.genesys.jobs import JobOutcome
 from connector.metrics import (
+    DELIVERY_PATHS,
     ENDPOINTS,
     FOLLOW_LABEL,
+    JOB_OUTCOMES,
     RESPONSE_CODES,
     RETRY_REASONS,
     TOKEN_RESULTS,
@@ -70,6 +73,8 @@ def test_every_labelled_metric_is_exported_at_zero_before_its_first_event(metric
         ("genesys_connector_conversations_fetched_total", {("0",), ("1",), ("2",)}),
         ("genesys_connector_query_requests_total", {("0",), ("1",), ("2",), ("open",)}),
         ("genesys_connector_conversations_published_total", {("0",), ("1",), ("2",), ("open",)}),
+        ("genesys_connector_job_duration_seconds_count", {(o,) for o in JOB_OUTCOMES}),
+        ("genesys_connector_conversations_delivered_total", {("query",), ("job",)}),
     ],
 )
 def test_each_combination_of_known_label_values_is_a_series(
@@ -98,7 +103,18 @@ def test_a_value_outside_the_enumeration_still_gets_its_series_on_first_use(
 
 
 def test_endpoint_and_pass_enumerations_match_their_writers() -> None:
-    assert {client.QUERY_ENDPOINT, client.MULTIGET_ENDPOINT, client.TOKEN_ENDPOINT} == set(ENDPOINTS)
+    assert {
+        client.QUERY_ENDPOINT,
+        client.MULTIGET_ENDPOINT,
+        client.TOKEN_ENDPOINT,
+        client.JOBS_SUBMIT_ENDPOINT,
+        client.JOB_STATUS_ENDPOINT,
+        client.JOB_RESULTS_ENDPOINT,
+        client.JOB_DELETE_ENDPOINT,
+        client.JOBS_AVAILABILITY_ENDPOINT,
+    } == set(ENDPOINTS)
+    assert {o.value for o in JobOutcome} == set(JOB_OUTCOMES)
+    assert set(DELIVERY_PATHS) == {"query", "job"}
     assert passes.FOLLOW_LABEL == FOLLOW_LABEL
 
 
