@@ -119,7 +119,7 @@ class Redactor:
                 return
             self._secrets |= {f for f in forms if f}
             ordered = sorted(self._secrets, key=len, reverse=True)  # longest first: no partial leftovers
-            self._literal = re.compile("|".join(re.escape(s) for s in ordered))
+            self._literal = re.compile("|".join(_literal_pattern(s) for s in ordered))
 
     def redact(self, text: str) -> str:
         """`text` with every secret value replaced by `***`; everything else unchanged."""
@@ -143,6 +143,18 @@ class Redactor:
         if isinstance(value, int | float | bool | datetime) or value is None:
             return value
         return self.redact(str(value))
+
+
+#: Secrets shorter than this are masked only where they stand alone, not inside a longer run of letters and
+#: digits: a one-letter test password must not turn "genesys" into "genes***s" in every log line.
+SHORT_SECRET = 8
+
+
+def _literal_pattern(secret: str) -> str:
+    """The regex for one registered secret: anywhere when long, as a whole token when short."""
+    if len(secret) >= SHORT_SECRET:
+        return re.escape(secret)
+    return rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])"
 
 
 def _mask_pair(match: re.Match[str]) -> str:

@@ -124,3 +124,17 @@ def test_redact_value_masks_secret_keys_and_recurses() -> None:
         "token_type": "bearer",
         "count": 3,
     }
+
+
+def test_a_short_secret_is_masked_where_it_stands_alone_not_inside_words() -> None:
+    """A one-letter test password must not garble every word that contains the letter."""
+    redactor = Redactor(["y"])
+    text = "'client.id': 'genesys-connector', 'security.protocol': 'PLAINTEXT' password y, pw=y"
+    assert redactor.redact(text) == (
+        "'client.id': 'genesys-connector', 'security.protocol': 'PLAINTEXT' password ***, pw=***"
+    )
+
+
+def test_a_long_secret_is_masked_even_inside_other_text() -> None:
+    redactor = Redactor(["s3cr3t-Value-42"])
+    assert redactor.redact("note abcs3cr3t-Value-42xyz") == "note abc***xyz"
