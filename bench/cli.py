@@ -19,6 +19,7 @@ from typing import Any
 
 from bench.context import Context, ScenarioError
 from bench.harness import scratch_dir
+from bench.horizon import downtime, freshness
 from bench.live import live
 from bench.profiles import PROFILES
 from bench.profiling import cpu_profile
@@ -34,7 +35,9 @@ SCENARIOS: dict[str, Scenario] = {
     "cpu": cpu,
     "rss": rss,
     "rescans": rescans,
+    "downtime": downtime,  # after rescans: its ratio uses the first-pass cost measured there
     "live": live,
+    "freshness": freshness,
 }
 EXTRA: dict[str, Scenario] = {"cpu_profile": cpu_profile}
 RESULTS_DIR = Path(__file__).parent / "results"

@@ -64,11 +64,16 @@ class Simulator:
 
 
 @contextlib.contextmanager
-def simulator(fields: Mapping[str, Any], workdir: Path) -> Iterator[Simulator]:
-    """Start a simulator process configured by `SimulatorConfig` fields (written to a --config file)."""
+def simulator(
+    fields: Mapping[str, Any], workdir: Path, *, launcher: list[str] | None = None
+) -> Iterator[Simulator]:
+    """Start a simulator process configured by `SimulatorConfig` fields (written to a --config file).
+
+    `launcher` runs it through another command (the accelerated clock: connector.testbed.accelerated).
+    """
     path = workdir / f"simulator-{uuid.uuid4().hex[:8]}.json"
     path.write_text(json.dumps(dict(fields), default=_json_default), encoding="utf-8")
-    with spawn_simulator(["--config", str(path)]) as proc:
+    with spawn_simulator(["--config", str(path)], launcher=launcher) as proc:
         yield Simulator(proc.base_url, proc.control, proc.process.pid)
 
 
@@ -278,6 +283,8 @@ SCRAPED = (
     "genesys_connector_api_budget_requests_per_minute",
     "genesys_connector_api_budget_utilization_ratio",
     "genesys_connector_conversations_published_total",
+    "genesys_connector_loop_max_stall_seconds",
+    "genesys_connector_loop_max_heartbeat_gap_seconds",
 )
 
 

@@ -9,7 +9,7 @@ the same, so the ratios stay comparable; backlogs are smaller.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 RATE_WINDOW_S = 60.0  # the simulator's (and Genesys') rate-limit window
@@ -45,6 +45,17 @@ class Profile:
     volume_per_hour: float = 1000.0  # history conversations per hour (diurnal shape)
     page_size: int = 100
     seed: int = 7
+    # --- accelerated clock (bench/horizon.py): simulated seconds per real second -------------------------
+    accel_factor: float = 240.0
+    freshness_hours: float = 10.0  # simulated hours of live traffic with realistic durations
+    freshness_rate_per_minute: float = 10.0  # new conversations per simulated minute
+    # The follow interval in the freshness target (follow + lag + one window). Today the connector follows
+    # open conversations by id at the first re-scan delay (15 min), but only after the last re-scan.
+    follow_interval_s: float = 900.0
+    freshness_settings: dict[str, str] = field(default_factory=dict)  # extra connector settings (env)
+    downtime_before_h: float = 1.0  # live before the downtime (simulated hours)
+    downtime_h: float = 3.0  # connector down, traffic going on
+    downtime_rate_per_minute: float = 1000.0 / 60  # new conversations per simulated minute
 
     @property
     def physical_limit(self) -> float:
@@ -94,6 +105,7 @@ QUICK = Profile(
     live_steady_s=15.0,
     storm=("429:3",) * 6,
     storm_observe_s=15.0,
+    freshness_hours=4.0,
 )
 
 PROFILES = {p.name: p for p in (DEFAULT, QUICK)}

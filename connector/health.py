@@ -15,6 +15,8 @@ the app keeps (a flag, a timestamp), never network calls.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import errno
 import json
@@ -52,10 +54,16 @@ class Heartbeat:
         self._clock = clock
         self.max_age_s = max_age_s
         self._last = clock.monotonic()
+        self._beats = 0
+        self.max_gap_s = 0.0
 
     def beat(self) -> None:
-        """Record that the main loop is alive now."""
-        self._last = self._clock.monotonic()
+        """Record that the main loop is alive now (and the longest gap between two beats so far)."""
+        now = self._clock.monotonic()
+        if self._beats:  # the wait before the first beat is start-up, not a gap in the loop
+            self.max_gap_s = max(self.max_gap_s, now - self._last)
+        self._beats += 1
+        self._last = now
 
     def age_s(self) -> float:
         """Seconds since the last beat."""
@@ -67,6 +75,43 @@ class Heartbeat:
         if age <= self.max_age_s:
             return True, f"main loop reported {age:.1f} s ago"
         return False, f"main loop has not reported for {age:.1f} s (limit {self.max_age_s:g} s)"
+
+
+class LoopStallMonitor:
+    """The longest time the asyncio event loop could not run anything: a blocking call on the loop.
+
+    A small task sleeps `interval_s` again and again; when it wakes up late, the loop was busy for the
+    lateness. Main-loop heartbeats cannot show this alone: their gaps include the loop's deliberate waits.
+    It measures real seconds on the event loop's own clock, not the injected `Clock`: a blocked loop is a
+    fact about this process, whatever time the schedule runs on (the accelerated test-bed clock included).
+    """
+
+    def __init__(self, *, interval_s: float = 0.05) -> None:
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        self.interval_s = interval_s
+        self.max_stall_s = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start measuring (on the running event loop; idempotent)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="loop-stall-monitor")
+
+    async def stop(self) -> None:
+        """Stop measuring (idempotent); `max_stall_s` keeps its value."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(self.interval_s)
+            self.max_stall_s = max(self.max_stall_s, loop.time() - before - self.interval_s)
 
 
 class ServerState(enum.Enum):

@@ -267,6 +267,16 @@ class ConnectorMetrics:
             "Conversations seen in progress and still followed until they end.",
             registry=r,
         )
+        self.loop_max_stall_seconds = Gauge(
+            p + "loop_max_stall_seconds",
+            "Longest time the event loop was blocked since start (a blocking call on the loop), seconds.",
+            registry=r,
+        )
+        self.loop_max_heartbeat_gap_seconds = Gauge(
+            p + "loop_max_heartbeat_gap_seconds",
+            "Longest gap between two main-loop iterations since start (its waits included), seconds.",
+            registry=r,
+        )
         self.last_error_timestamp_seconds = Gauge(
             p + "last_error_timestamp_seconds", "When the last error was logged (unix seconds).", registry=r
         )

@@ -32,7 +32,7 @@ from connector.config import Settings
 from connector.errors import CheckpointError, ConfigError, ConnectorError, ExitCode, RetriableError
 from connector.genesys.client import GenesysClient
 from connector.genesys.fetcher import WindowFetcher
-from connector.health import HealthServer, Heartbeat
+from connector.health import HealthServer, Heartbeat, LoopStallMonitor
 from connector.kafka.publisher import KafkaPublisher
 from connector.librdkafka import producer_settings
 from connector.logs import process_redactor
@@ -206,6 +206,10 @@ async def _run(
         )
         health.start()
         stack.callback(health.stop)
+        stalls = LoopStallMonitor()
+        stack.push_async_callback(stalls.stop)
+        metrics.loop_max_stall_seconds.set_function(lambda: stalls.max_stall_s)
+        metrics.loop_max_heartbeat_gap_seconds.set_function(lambda: heartbeat.max_gap_s)
 
         publisher = KafkaPublisher(
             producer_settings(settings.kafka),
@@ -274,6 +278,7 @@ async def _run(
         )
         if on_started is not None:
             on_started(connector)
+        stalls.start()  # the main loop's stalls, not the blocking set-up calls above
         await connector.run()
     return ExitCode.OK
 

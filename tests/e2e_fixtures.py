@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -63,13 +63,21 @@ class ConnectorRunner:
     workdir: Path
     started: list[ConnectorProcess] = field(default_factory=list)
 
-    def start(self, env: Mapping[str, str] | None = None, *, args: tuple[str, ...] = ()) -> ConnectorProcess:
+    def start(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        args: tuple[str, ...] = (),
+        command: Sequence[str] | None = None,
+    ) -> ConnectorProcess:
+        """`python -m connector run ARGS` (or `command`, e.g. the accelerated-clock wrapper, then ARGS)."""
+        argv = [*command] if command is not None else [sys.executable, "-m", "connector", "run"]
         full = {**os.environ, **self.base_env, **(env or {})}
         full.pop("KAFKA_BOOTSTRAP_SERVERS", None)
         log_path = self.workdir / f"connector-{len(self.started)}.log"
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "connector", "run", *args],
+                [*argv, *args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=full,

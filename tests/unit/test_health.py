@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -10,9 +12,9 @@ import pytest
 
 from connector.clock import FakeClock
 from connector.errors import ConfigError
-from connector.health import HealthServer, Heartbeat, ServerState
+from connector.health import HealthServer, Heartbeat, LoopStallMonitor, ServerState
 from connector.logs import Redactor
-from connector.metrics import ConnectorMetrics
+from connector.metrics import ConnectorMetrics, metric_names
 
 
 @pytest.fixture
@@ -161,3 +163,42 @@ def test_heartbeat_gives_the_loop_time_to_start(clock: FakeClock) -> None:
     assert hb.check()[0] is False
     with pytest.raises(ValueError, match="positive"):
         Heartbeat(clock, max_age_s=0)
+
+
+def test_heartbeat_keeps_the_longest_gap_between_beats(clock: FakeClock) -> None:
+    hb = Heartbeat(clock, max_age_s=10)
+    clock.advance(30)  # start-up before the first beat is not a gap of the loop
+    hb.beat()
+    clock.advance(0.5)
+    hb.beat()
+    clock.advance(2.5)
+    hb.beat()
+    clock.advance(1.0)
+    hb.beat()
+    assert hb.max_gap_s == 2.5
+
+
+def test_stall_monitor_measures_a_blocking_call_on_the_event_loop() -> None:
+    async def scenario() -> tuple[float, float]:
+        monitor = LoopStallMonitor(interval_s=0.05)
+        monitor.start()
+        for _ in range(3):  # let the monitor reach its first sleep
+            await asyncio.sleep(0)
+        quiet = monitor.max_stall_s
+        time.sleep(0.3)  # blocks the event loop, as a synchronous prune would
+        deadline = time.monotonic() + 10
+        while monitor.max_stall_s < 0.2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await monitor.stop()
+        return quiet, monitor.max_stall_s
+
+    quiet, stalled = asyncio.run(scenario())
+    assert quiet == 0.0
+    # The monitor's timer was due at most interval_s after the block began: it woke >= 0.25 s late.
+    assert stalled >= 0.25
+
+
+def test_loop_gauges_are_exposed(metrics: ConnectorMetrics) -> None:
+    names = metric_names(metrics)
+    assert "genesys_connector_loop_max_stall_seconds" in names
+    assert "genesys_connector_loop_max_heartbeat_gap_seconds" in names

@@ -180,10 +180,18 @@ class SimulatorProcess:
 
 @contextlib.contextmanager
 def spawn_simulator(
-    args: Sequence[str] = (), *, startup_timeout_s: float = 120.0
+    args: Sequence[str] = (),
+    *,
+    startup_timeout_s: float = 120.0,
+    launcher: Sequence[str] | None = None,
 ) -> Iterator[SimulatorProcess]:
-    """Start `python -m connector.testbed.simulator --port 0 ARGS...` and wait for its URL line."""
-    cmd = [sys.executable, "-m", "connector.testbed.simulator", "--port", "0", *args]
+    """Start `python -m connector.testbed.simulator --port 0 ARGS...` and wait for its URL line.
+
+    `launcher` replaces `python -m connector.testbed.simulator` by another command taking the same options
+    (e.g. `connector.testbed.accelerated.command(mapping, "simulator")`: the simulator on a fast clock).
+    """
+    prefix = list(launcher) if launcher is not None else [sys.executable, "-m", "connector.testbed.simulator"]
+    cmd = [*prefix, "--port", "0", *args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     try:
