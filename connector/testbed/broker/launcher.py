@@ -66,8 +66,16 @@ def free_ports(count: int) -> list[int]:
 
 
 def random_cluster_id() -> str:
-    """A cluster id in Kafka's format (URL-safe base64 of 16 random bytes, no padding)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+    """A cluster id in Kafka's format (URL-safe base64 of 16 random bytes, no padding).
+
+    Never one that starts with `-`: the storage tool would read `-t -abc...` as an unknown option and
+    refuse to format ("argument --cluster-id: expected one argument"), one broker start in 64. Kafka's own
+    `Uuid.randomUuid()` draws again in that case too.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def storage_tool_class(lib: Path) -> str:
