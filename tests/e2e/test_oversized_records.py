@@ -4,7 +4,8 @@
   `max.message.bytes` (the limit that was hit, not the producer's);
 - `truncate`: every conversation is delivered, the oversized one reduced and flagged by headers with its
   original size and hash, `genesys_connector_records_truncated_total{limit="topic"}` is 1, a settlement
-  re-scan does not publish it again, and a later version that fits is published in full.
+  re-scan does not publish it again, and a later version that fits is published in full (both re-scans
+  are made due shortly after the first pass: overdue ones would be collapsed away).
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ def _history() -> tuple[datetime, datetime]:
     """One past hour whose conversations are settled (evaluations and surveys already applied)."""
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
     return end - timedelta(hours=1), end
+
+
+def _delay_until(window_end: datetime, seconds_from_now: int) -> str:
+    """A re-scan delay that makes a re-scan of the window ending at `window_end` due that far from now."""
+    return f"{int((datetime.now(UTC) - window_end).total_seconds()) + seconds_from_now}s"
 
 
 def _small_topic_env(
@@ -122,7 +128,9 @@ def test_truncate_policy_delivers_every_conversation_and_flags_the_oversized_one
         settings = {
             "windows.start": start,
             "kafka.oversized_records": "truncate",
-            "windows.rescan_delays": '["1s", "25s"]',
+            # Re-scans of an hour that ended hours ago are due only if their delay is still ahead when the
+            # first pass starts (an overdue one would be collapsed away): due 45 s and 75 s from now.
+            "windows.rescan_delays": orjson.dumps([_delay_until(end, 45), _delay_until(end, 75)]).decode(),
             "metrics.port": str(port),
         }
         topic, env = _small_topic_env(

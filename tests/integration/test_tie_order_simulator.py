@@ -18,7 +18,7 @@ from typing import Any
 from connector.clock import FakeClock
 from connector.config import Settings, load_config
 from connector.genesys.client import GenesysClient
-from connector.genesys.fetcher import WindowFetcher
+from connector.genesys.fetcher import RequestTally, WindowFetcher
 from connector.genesys.pagination import PagedQuery
 from connector.metrics import ConnectorMetrics
 from connector.testbed.simulator import (
@@ -63,9 +63,11 @@ async def first_pass(config: Settings, clock: FakeClock, *, tie_safe: bool) -> t
     async with GenesysClient(config.genesys, clock=clock, metrics=metrics) as client:
         fetcher = WindowFetcher(client, config)
         if tie_safe:
-            async for page in fetcher.fetch(WINDOW, 0, on_request=count):
+            tally = RequestTally()
+            async for page in fetcher.fetch(WINDOW, 0, tally=tally):
                 pages += 1
                 ids.update(c["conversationId"] for c in page.conversations)
+            requests = tally.count
         else:
 
             async def plain(window: Window, page_number: int) -> Mapping[str, Any]:

@@ -183,10 +183,13 @@ async def abort_connection(scope: Scope) -> bool:
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    scope["sim.reset"] = True
+    counter = scope.get("sim.count")
+    if counter is not None:
+        counter("reset")  # before the client can see the reset, as responses are counted before they leave
     transport.abort()
     if cycle is not None and hasattr(cycle, "disconnected"):
         cycle.disconnected = True  # uvicorn then skips its own "no response" 500
-    scope["sim.reset"] = True
     await asyncio.sleep(0)
     return True
 
@@ -319,20 +322,28 @@ class CorrelationMiddleware:
         context_id = str(uuid.uuid4())
         scope["sim.correlation_id"] = context_id
         scope["sim.raw_send"] = send
-        status: list[int] = []
+        counted: list[bool] = []
+
+        def count(outcome: str) -> None:
+            route = scope.get("sim.route")
+            if route and not counted:
+                counted.append(True)
+                self.sim.count(route, outcome)
+
+        scope["sim.count"] = count
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status.append(message["status"])
+                # Counted before the response leaves: a client that reads the counters right after its
+                # response must find it counted (counting after the handler returned raced with it).
+                count(str(message["status"]))
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"inin-correlation-id"]
                 headers.append((CORRELATION_HEADER.encode(), context_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_id)
-        route = scope.get("sim.route")
-        if route:
-            self.sim.count(route, "reset" if scope.get("sim.reset") else str(status[0] if status else 0))
+        count("reset" if scope.get("sim.reset") else "0")  # no response started: a reset, or nothing sent
 
 
 _DETAILS = "/api/v2/analytics/conversations/details"
