@@ -125,6 +125,7 @@ class BatchPublisher(Protocol):
 class _Pending:
     content_hash: str
     observed_at: datetime
+    attributes: bytes | None = None  # a job snapshot's participant attributes (carried before its ack)
 
 
 class InFlightSnapshots:
@@ -151,8 +152,13 @@ class InFlightSnapshots:
         acked = self._acked.get(cid)
         return acked is not None and acked > observed_at
 
-    def add(self, cid: str, digest: str, observed_at: datetime) -> None:
-        self._by_id[cid] = _Pending(digest, observed_at)
+    def add(self, cid: str, digest: str, observed_at: datetime, attributes: bytes | None = None) -> None:
+        self._by_id[cid] = _Pending(digest, observed_at, attributes)
+
+    def attributes(self, cid: str) -> bytes | None:
+        """The attributes of a job snapshot of `cid` on its way to Kafka (None: none in flight)."""
+        pending = self._by_id.get(cid)
+        return None if pending is None else pending.attributes
 
     def newer_acked(self, cid: str, observed_at: datetime) -> bool:
         """True if a snapshot observed after `observed_at` was already acknowledged (acks out of order)."""
@@ -362,7 +368,7 @@ class PassRunner:
         context: tuple[PassKey, int] | None,
     ) -> None:
         for s in selected:
-            self._in_flight.add(s.cid, s.digest, observed_at)
+            self._in_flight.add(s.cid, s.digest, observed_at, s.attributes)
         try:
             result = await self._publisher.publish([s.message for s in selected])
             if not result.ok:
@@ -393,15 +399,15 @@ class PassRunner:
         """Query/multi-get records with the participant attributes of the last job snapshot carried over.
 
         Only participants without `attributes` get them, matched by participantId; returns the records
-        (copies where something was carried) and the ids of those conversations.
+        (copies where something was carried) and the ids of those conversations. A job snapshot still
+        waiting for its ack counts as the last one (a follow-up may run while a job page is in flight).
         """
         stored = self._changes.attributes_many([r["conversationId"] for r in records])
-        if not stored:
-            return records, set()
         out: list[dict[str, Any]] = []
         carried: set[str] = set()
         for record in records:
-            raw = stored.get(record["conversationId"])
+            cid = record["conversationId"]
+            raw = self._in_flight.attributes(cid) or stored.get(cid)  # a job snapshot not yet acked first
             merged = None if raw is None else with_attributes(record, orjson.loads(raw))
             if merged is None:
                 out.append(record)

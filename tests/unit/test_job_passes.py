@@ -339,3 +339,28 @@ def _start() -> datetime:
 
 def _failure(key: str) -> DeliveryFailure:
     return DeliveryFailure(key=key, code="_MSG_TIMED_OUT", error="timed out")
+
+
+def test_follow_up_while_the_job_snapshot_awaits_its_ack_carries_its_attributes(
+    make: Callable[..., Harness],
+) -> None:
+    """The e2e race: a job page is produced, not yet acked, when the follow-up of the same conversation
+    returns it without attributes; the follow-up must neither drop them nor publish a second version."""
+    h = make([[SUBMITTED, job_page(1, [conv("a", attrs={"x": "1"}, ended=False)], last=True)]])
+    h.fetcher.by_id["a"] = conv("a", ended=False)
+    gate = asyncio.Event()
+    h.publisher.gates[1] = gate
+
+    async def scenario() -> int:
+        job = asyncio.create_task(
+            h.runner.run(h.progress.begin_job_span(SPAN, T0), start_page=1, should_stop=lambda: False)
+        )
+        while not h.publisher.batches:
+            await asyncio.sleep(0)
+        published = await h.runner.follow_open(["a"])
+        gate.set()
+        assert await job is True
+        return published
+
+    assert asyncio.run(scenario()) == 0
+    assert len(h.publisher.messages) == 1
