@@ -324,14 +324,15 @@ def _second_half_rise(run: ConnectorRun) -> int:
 
 # ------------------------------------------------------------------------------------------ re-scans
 def rescans(ctx: Context) -> Result:
-    """Requests per 1,000 conversations for the first pass plus the default settlement re-scans."""
+    """Requests per 1,000 conversations for the first pass plus the query-only settlement re-scans (the
+    defaults before settlement by jobs: 15m, 2h, 26h, 74h)."""
     p = ctx.profile
     n = p.rescan_backlog
-    ctx.say(f"rescans: {n:,} conversations, default rescan_delays (15m, 2h, 26h, 74h), all due at once")
+    ctx.say(f"rescans: {n:,} conversations, rescan_delays 15m, 2h, 26h, 74h (query only), all due at once")
     fields = ctx.simulator_fields(n, rate_limit=UNLIMITED, latency_ms=0.0, render_cache_size=n + 1000)
     with simulator(fields, ctx.workdir) as sim:
         settings = ctx.first_pass_settings(n, rate_limit=UNLIMITED)
-        del settings["WINDOWS__RESCAN_DELAYS"]  # the default delays
+        settings["WINDOWS__RESCAN_DELAYS"] = "15m,2h,26h,74h"  # settlement by the query alone
         run, topic = ctx.run_bounded("rescans", sim, settings, timeout_s=n / 100 + 180)
         conversations, messages = _delivered(ctx, sim, run, topic)
         requests = sim.query_requests()
