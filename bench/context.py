@@ -50,7 +50,7 @@ class Context:
 
         It ends four days before today's UTC midnight, so every post-end change (wrap-up, survey,
         evaluation, reprocessing) has already happened: the data does not move during a run, and every
-        settlement re-scan of the default delays (15m, 2h, 26h, 74h) is already due.
+        settlement re-scan of the query-only delays (15m, 2h, 26h, 74h) is already due.
         """
         span_ms = round(conversations / self.profile.volume_per_hour * HOUR_MS)
         return self.history_end - timedelta(milliseconds=span_ms), self.history_end
@@ -93,12 +93,15 @@ class Context:
     def first_pass_settings(
         self, conversations: int, *, rate_limit: int, extra: dict[str, str] | None = None
     ) -> dict[str, str]:
-        """A bounded first-pass run over the backlog (no re-scans), full budget share."""
+        """A bounded first-pass run over the backlog by the details query (no re-scans, no jobs: the query
+        path's baseline; a jobs scenario turns them on in `extra`), full budget share."""
         start, end = self.backlog(conversations)
         settings = {
             "WINDOWS__START": iso(start),
             "WINDOWS__END": iso(end),
             "WINDOWS__RESCAN_DELAYS": "[]",
+            "JOBS__BACKFILL": "false",
+            "JOBS__SETTLE": "false",
             "GENESYS__REQUESTS_PER_MINUTE": str(rate_limit),
             "GENESYS__BUDGET_SHARE": "1.0",
             "GENESYS__MAX_CONCURRENCY": str(self.profile.max_concurrency),

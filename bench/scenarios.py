@@ -383,17 +383,18 @@ def _second_half_rise(run: ConnectorRun) -> int:
 # ------------------------------------------------------------------------------------------ re-scans
 def rescans(ctx: Context) -> Result:
     """Requests per 1,000 conversations for a backlog older than the longest re-scan delay: the first pass
-    alone (no re-scans configured), then the default `rescan_delays`, every one of them already overdue."""
+    alone (no re-scans configured), then the query-only settlement re-scans (15m, 2h, 26h, 74h: the
+    defaults before settlement by jobs), every one of them already overdue."""
     p = ctx.profile
     n = p.rescan_backlog
-    ctx.say(f"rescans: {n:,} conversations, first pass alone, then default rescan_delays all overdue at once")
+    ctx.say(f"rescans: {n:,} conversations, first pass alone, then 15m, 2h, 26h, 74h all overdue at once")
     fields = ctx.simulator_fields(n, rate_limit=UNLIMITED, latency_ms=0.0, render_cache_size=n + 1000)
     with simulator(fields, ctx.workdir) as sim:
         first_settings = ctx.first_pass_settings(n, rate_limit=UNLIMITED)
         run_a, _topic_a = ctx.run_bounded("rescans-first", sim, first_settings, timeout_s=n / 100 + 180)
         first = sim.query_requests()
         settings = ctx.first_pass_settings(n, rate_limit=UNLIMITED)
-        del settings["WINDOWS__RESCAN_DELAYS"]  # the default delays
+        settings["WINDOWS__RESCAN_DELAYS"] = "15m,2h,26h,74h"  # settlement by the query alone
         run, topic = ctx.run_bounded("rescans", sim, settings, timeout_s=n / 100 + 180)
         conversations, messages = _delivered(ctx, sim, run, topic)
         requests = sim.query_requests()

@@ -14,6 +14,12 @@
 5. on SIGTERM/SIGINT stop asking for pages, let in-flight pages finish or cancel them after a grace
    period, flush the producer, write the checkpoint and return.
 
+With async jobs on (`JobScheduler`, docs/ARCHITECTURE.md "Jobs and the query"), the backlog the data
+lake holds is handed out as job spans before any first-pass window (the query takes over at the
+handover), and windows waiting for their settling job get one once the data lake has passed them; both
+are passes like the others (`PassKey.job`), within `jobs.max_concurrent`. The availability is read at
+start-up and then every `jobs.availability_check_interval`, in a task.
+
 What to schedule lives with the state: `Progress` (passes in flight, re-scan schedule and the rule that
 only the last due pass runs), `OpenConversations` (follow-up schedule), `RetryTable`, `PruneTimer`. Every
 part the loop drives is typed as a Protocol, so tests can hand it fakes.
@@ -30,6 +36,7 @@ from typing import Protocol
 
 from connector.clock import Clock
 from connector.errors import FatalError, RetriableError
+from connector.jobs_schedule import JobScheduler
 from connector.metrics import ConnectorMetrics
 from connector.retry import RetryPolicy
 from connector.state.checkpoint import CheckpointStore
@@ -95,6 +102,7 @@ class _State:
     fatal: BaseException | None = None
     follow_task: asyncio.Task[int] | None = None
     follow_ids: list[str] = field(default_factory=list)
+    availability_task: asyncio.Task[object] | None = None
 
 
 class Connector:
@@ -115,6 +123,7 @@ class Connector:
         heartbeat: Beating,
         settings: LoopSettings,
         max_catchup_length: timedelta,
+        jobs: JobScheduler | None = None,
     ) -> None:
         self._clock = clock
         self._metrics = metrics
@@ -128,6 +137,7 @@ class Connector:
         self._heartbeat = heartbeat
         self._settings = settings
         self._max_catchup = max_catchup_length
+        self._jobs = jobs
         self._stop = asyncio.Event()
         self._state = _State()
 
@@ -144,6 +154,8 @@ class Connector:
         for key, page in self._progress.resumable():
             st.retries.park(key, page)
         try:
+            if self._jobs is not None:  # before the first plan: the backlog may go to jobs
+                await self._jobs.refresh()
             while not self._stop.is_set():
                 self._heartbeat.beat()
                 self._schedule()
@@ -185,11 +197,27 @@ class Connector:
         free = limit - len(st.tasks)
         for key in self._progress.take_due_rescans(now, max_length=self._max_catchup, limit=free):
             self._start(key, 1)
+        if self._jobs is not None and self._schedule_jobs(self._jobs, now, limit):
+            return  # the backlog is read by jobs: no first-pass window before the handover
         while len(st.tasks) < limit:
             window = self._planner.next_window(self._progress.planned_until)
             if window is None:
                 break
             self._start(self._progress.begin_first_pass(window, now), 1)
+
+    def _schedule_jobs(self, jobs: JobScheduler, now: datetime, limit: int) -> bool:
+        """Start due settling jobs and the next backfill spans; True while backfill spans remain."""
+        st = self._state
+        room = min(
+            jobs.settings.max_concurrent - sum(1 for k in st.tasks.values() if k.job), limit - len(st.tasks)
+        )
+        for key in self._progress.take_settlements(jobs.settlements(self._progress.unsettled, room), now):
+            self._start(key, 1)
+            room -= 1
+        frontier = self._progress.planned_until or self._planner.initial_start()
+        for span in jobs.backfill_spans(frontier, room):
+            self._start(self._progress.begin_job_span(span, now), 1)
+        return jobs.backfill_pending(self._progress.planned_until or frontier)
 
     def _schedule_follow_up(self, now: datetime) -> None:
         """Follow the open conversations due now by id (one follow-up task at a time)."""
@@ -216,6 +244,8 @@ class Connector:
         waiters: set[asyncio.Future[object]] = set(st.tasks)  # type: ignore[arg-type]
         if st.follow_task is not None:
             waiters.add(st.follow_task)  # type: ignore[arg-type]
+        if st.availability_task is not None:
+            waiters.add(st.availability_task)
         stop_wait = asyncio.ensure_future(self._stop.wait())
         # The timer sleeps on the injected clock, so tests with a fake clock never wait in real time.
         timer = asyncio.ensure_future(self._clock.sleep(self._next_wakeup_s()))
@@ -242,12 +272,15 @@ class Connector:
         nxt = self._planner.next_window_ready_in(self._progress.planned_until)
         if nxt is not None:
             candidates.append(nxt.total_seconds())
+        if self._jobs is not None and st.availability_task is None:
+            candidates.append(self._jobs.next_check_in_s())
         return max(0.05, min(candidates))
 
     def _collect(self) -> None:
         """Handle finished passes: success, retry later, or fatal."""
         st = self._state
         self._collect_follow_up()
+        self._collect_availability()
         for task in [t for t in st.tasks if t.done()]:
             key = st.tasks.pop(task)
             st.dirty = True
@@ -282,6 +315,19 @@ class Connector:
         log.error("fatal error while following open conversations: stopping", extra={"error": str(exc)})
         st.fatal = exc
         self._stop.set()
+
+    def _collect_availability(self) -> None:
+        """A finished availability read: its value is in the scheduler; a fatal error stops the loop."""
+        st = self._state
+        task = st.availability_task
+        if task is None or not task.done():
+            return
+        st.availability_task = None
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            log.error("fatal error while reading the data lake's availability: stopping", exc_info=exc)
+            st.fatal = exc
+            self._stop.set()
 
     def _on_pass_error(self, key: PassKey, exc: BaseException) -> None:
         st = self._state
@@ -327,6 +373,8 @@ class Connector:
         if self._pruning.due():
             self._progress.open.prune(self._clock.now())
             await self._pruning.prune()
+        if self._jobs is not None and st.availability_task is None and self._jobs.check_due():
+            st.availability_task = asyncio.create_task(self._jobs.refresh(), name="availability")
 
     async def _save_checkpoint(self) -> None:
         """Write what is acked now; the write (fsync, rename, fsync) runs in a worker thread.
@@ -357,6 +405,9 @@ class Connector:
         running: set[asyncio.Task[object]] = set(st.tasks)
         if st.follow_task is not None:
             running.add(st.follow_task)
+        if st.availability_task is not None:
+            st.availability_task.cancel()
+            running.add(st.availability_task)
         if running:
             _done, pending = await asyncio.wait(running, timeout=self._settings.shutdown_grace_s)
             for task in pending:

@@ -32,12 +32,14 @@ from connector.config import Settings
 from connector.errors import CheckpointError, ConfigError, ConnectorError, ExitCode, RetriableError
 from connector.genesys.client import GenesysClient
 from connector.genesys.fetcher import WindowFetcher
+from connector.genesys.jobs import JobRunner, build_job_body
 from connector.health import HealthServer, Heartbeat, LoopStallMonitor
+from connector.jobs_schedule import JobScheduler
 from connector.kafka.publisher import KafkaPublisher
 from connector.librdkafka import producer_settings
 from connector.logs import process_redactor
 from connector.metrics import ConnectorMetrics
-from connector.passes import InFlightSnapshots, PassRunner
+from connector.passes import InFlightSnapshots, PassRunner, SettlementListener
 from connector.retry import RetryPolicy
 from connector.secrets import Redactor, is_secret_name
 from connector.state.changes import ChangeStore
@@ -98,10 +100,19 @@ def loop_settings(settings: Settings) -> LoopSettings:
     )
 
 
+#: How far the data lake may lag behind real time before a window's settling job comes, for the change
+#: store's horizon (the simulator and observed orgs lag hours; a longer lag only costs identical re-sends).
+DATA_LAKE_LAG_ALLOWANCE = timedelta(days=2)
+
+
 def change_store_keep(settings: Settings) -> timedelta:
-    """How long a published hash is kept: past the longest re-scan of the largest window, with a margin."""
+    """How long a published hash is kept: past the longest re-scan (or the settling job, which comes
+    `jobs.settle_delay` plus the data lake's lag after a window) of the largest window, with a margin."""
     w = settings.windows
-    return max(w.rescan_delays, default=w.length) + w.max_catchup_length + w.length * 2
+    horizon = max(w.rescan_delays, default=w.length)
+    if settings.jobs.settle:
+        horizon = max(horizon, settings.jobs.settle_delay + DATA_LAKE_LAG_ALLOWANCE)
+    return horizon + w.max_catchup_length + w.length * 2
 
 
 def _open_checkpoint(
@@ -149,8 +160,11 @@ async def run_connector(
     metrics: ConnectorMetrics | None = None,
     on_started: Callable[[Connector], None] | None = None,
     redactor: Redactor | None = None,
+    settlement: SettlementListener | None = None,
 ) -> int:
     """Run one connector until it stops; returns the process exit code. Never raises an Exception.
+
+    `settlement` is told each span a settling job read to its end (`connector.passes.SettlementListener`).
 
     `redactor` (default: the one logging uses) learns every secret: the configured ones now, each OAuth
     token as it arrives. An exception that is not one of ours is logged with its traceback through the
@@ -164,7 +178,7 @@ async def run_connector(
     metrics.info.info({"version": __version__})
     register_secrets(settings, redactor)
     try:
-        return await _run(settings, options, clock, metrics, on_started, redactor)
+        return await _run(settings, options, clock, metrics, on_started, redactor, settlement)
     except ConfigError as exc:
         log.error("configuration error", extra={"error": str(exc)})
         return ExitCode.CONFIG
@@ -185,6 +199,7 @@ async def _run(
     metrics: ConnectorMetrics,
     on_started: Callable[[Connector], None] | None,
     redactor: Redactor,
+    settlement: SettlementListener | None = None,
 ) -> int:
     heartbeat = Heartbeat(clock, max_age_s=max(60.0, settings.windows.poll_interval.total_seconds() * 4))
     async with AsyncExitStack() as stack:
@@ -239,7 +254,11 @@ async def _run(
             fingerprint=fingerprint(settings),
             follow_interval=settings.windows.follow_interval,
             follow_horizon=FOLLOW_HORIZON,
+            settle=settings.jobs.settle,
         )
+        jobs = JobRunner(client, settings.jobs, clock=clock, metrics=metrics)
+        filters = settings.windows.filters
+        use_jobs = settings.jobs.backfill or settings.jobs.settle
         runner = PassRunner(
             fetcher=WindowFetcher(client, settings, clock=clock, metrics=metrics),
             publisher=publisher,
@@ -248,6 +267,10 @@ async def _run(
             metrics=metrics,
             in_flight=InFlightSnapshots(),
             clock=clock,
+            jobs=jobs,
+            job_body=lambda span: build_job_body(span, filters),
+            settle_delay=settings.jobs.settle_delay,
+            settlement=settlement,
         )
         connector = Connector(
             clock=clock,
@@ -264,6 +287,7 @@ async def _run(
             heartbeat=heartbeat,
             settings=loop_settings(settings),
             max_catchup_length=settings.windows.max_catchup_length,
+            jobs=JobScheduler(settings.jobs, jobs, clock, end=settings.windows.end) if use_jobs else None,
         )
         _install_signal_handlers(connector)
         log.info(

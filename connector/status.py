@@ -72,11 +72,13 @@ def _state_fields(state: CheckpointState, now: datetime, redact: Callable[[str],
         "in_progress": [
             {
                 "window": f"{_iso(p.window_start)}/{_iso(p.window_end)}",
-                "pass": p.pass_no,
+                "pass": ("settle-job" if p.pass_no else "backfill-job") if p.job else p.pass_no,
                 "next_page": p.next_page,
             }
             for p in state.in_progress
         ],
+        "backfill": _backfill(state),
+        "settlement": _settlement(state),
         "rescans_pending": len(rescans),
         "rescans_pending_by_pass": by_pass,
         "next_rescan_due": _iso(rescans[0].due_at) if rescans else None,
@@ -86,6 +88,29 @@ def _state_fields(state: CheckpointState, now: datetime, redact: Callable[[str],
         else {"at": _iso(state.last_error.at), "message": redact(state.last_error.message)},
         "stats": dict(state.stats),
         "connector_version": state.connector_version,
+    }
+
+
+def _backfill(state: CheckpointState) -> dict[str, Any]:
+    """The jobs backfill frontier: spans read by jobs so far, those in flight (a job cursor or not)."""
+    spans = [p for p in state.in_progress if p.job and p.pass_no == 0]
+    return {
+        "job_spans_done": state.stats.get("job_spans_completed", 0),
+        "job_spans_in_flight": len(spans),
+        "job_spans_resumable_at_a_cursor": sum(1 for p in spans if p.job_cursor and p.job_cursor.cursor),
+        "frontier": _iso(min((p.window_start for p in spans), default=None)),
+    }
+
+
+def _settlement(state: CheckpointState) -> dict[str, Any]:
+    """The settlement frontier: windows read before it are settled by a job (or were never read yet)."""
+    settling = [p.window_start for p in state.in_progress if p.job and p.pass_no > 0]
+    waiting = [u.window_start for u in state.unsettled]
+    return {
+        "settled_before": _iso(min(settling + waiting, default=state.watermark)),
+        "windows_waiting": len(waiting),
+        "settling_jobs_in_flight": len(settling),
+        "settling_jobs_done": state.stats.get("job_settlements_completed", 0),
     }
 
 

@@ -160,9 +160,7 @@ class WindowsSettings(_Section):
         default_factory=lambda: [
             timedelta(minutes=15),
             timedelta(hours=2),
-            timedelta(hours=26),
-            timedelta(hours=74),
-        ]
+        ]  # the late versions come from the settling job (jobs.settle; ARCHITECTURE.md "Jobs and the query")
     )
     # Open conversations are re-read by id this often from their first sighting until they end (null: never).
     follow_interval: Duration | None = timedelta(minutes=5)
@@ -290,6 +288,10 @@ class JobsSettings(_Section):
     (see docs/ARCHITECTURE.md, "Jobs and the query").
     """
 
+    # Read the backlog the data lake holds through jobs (false: the details query reads everything).
+    backfill: bool = True
+    # Read every query-read window once more through a job once the data lake has passed it + settle_delay.
+    settle: bool = True
     page_size: int = Field(default=1000, ge=1, le=1000)
     max_concurrent: int = Field(default=2, ge=1, le=50)
     span: Duration = timedelta(days=1)

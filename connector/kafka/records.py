@@ -13,6 +13,9 @@ This is the contract with downstream consumers (docs/ARCHITECTURE.md, "Kafka mes
   `genesys.ended` - `true` when `conversationEnd` is present, else `false`,
   `genesys.window` - `<start>/<end>` of the observing window (ISO-8601 Z, ms),
   `genesys.pass` - `0` first pass, `1..n` n-th settlement re-scan, `open` follow-up of an open conversation,
+  `job` read through an async job (backfill or settlement),
+  `genesys.attributes` - `carried` only on a query/multi-get snapshot whose participant attributes were
+  carried over from the last job snapshot (the query never returns them),
   `genesys.observed_at` - when the page was received (ISO-8601 Z, ms), and
   `connector.version` (added by `connector.kafka.publisher.KafkaPublisher`, which owns the producer).
 
@@ -42,6 +45,7 @@ HEADER_ENDED = "genesys.ended"
 HEADER_WINDOW = "genesys.window"
 HEADER_PASS = "genesys.pass"  # noqa: S105 - a header name, not a password
 HEADER_OBSERVED_AT = "genesys.observed_at"
+HEADER_ATTRIBUTES = "genesys.attributes"
 HEADER_VERSION = "connector.version"
 
 
@@ -74,7 +78,7 @@ class WindowLike(Protocol):
     def end(self) -> datetime: ...
 
 
-PassLabel = int | Literal["open"]
+PassLabel = int | Literal["open", "job"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ def build_message(
     observed_at: datetime,
     value: bytes | None = None,
     record_hash: str | None = None,
+    attributes_carried: bool = False,
 ) -> OutboundMessage:
     """The message for one conversation snapshot.
 
@@ -109,8 +114,8 @@ def build_message(
     if not isinstance(conversation_id, str) or not conversation_id:
         raise ValueError("a conversation record without a string conversationId cannot be keyed")
     valid_int = isinstance(pass_label, int) and not isinstance(pass_label, bool) and pass_label >= 0
-    if not (valid_int or pass_label == "open"):  # noqa: S105
-        raise ValueError(f"pass_label must be an int >= 0 or 'open', not {pass_label!r}")
+    if not (valid_int or pass_label in ("open", "job")):
+        raise ValueError(f"pass_label must be an int >= 0, 'open' or 'job', not {pass_label!r}")
     if value is None:
         value = encode_record(record)
     headers = {
@@ -120,4 +125,6 @@ def build_message(
         HEADER_PASS: str(pass_label),
         HEADER_OBSERVED_AT: format_instant(observed_at),
     }
+    if attributes_carried:
+        headers[HEADER_ATTRIBUTES] = "carried"
     return OutboundMessage(key=conversation_id, value=value, headers=headers)

@@ -18,16 +18,24 @@ deletes (a full-table scan took ~50 ms at 400k rows); the app prunes on a timer,
 `connector.state.pruning`), and `prune()` deletes in chunks so that a pass writing acks meanwhile waits
 for one chunk at most. The index is created on open: files written before it existed gain it, and an
 older connector reads a file with it unchanged (so the schema version stays 1).
+
+Participant attributes: the details query never returns them, async jobs do. For a conversation last
+published from a job, `attributes` holds its participants' attributes (`{participantId: {...}}` as JSON),
+so a later query or multi-get snapshot can carry them over instead of publishing a version without them
+(`connector.passes`). A job snapshot always rewrites the column (`{}` when Genesys returned none: they were
+removed), a query snapshot leaves it as it is. The column is added on open to files written before it; an
+older connector names its columns and ignores it (the schema version stays 1 for the same reason).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from connector.errors import CheckpointError
 from connector.state.statedir import disk_full_error
@@ -47,6 +55,11 @@ CREATE TABLE IF NOT EXISTS changes (
     conversation_start REAL
 ) WITHOUT ROWID
 """
+_ATTRIBUTES_COLUMN = "ALTER TABLE changes ADD COLUMN attributes BLOB"
+_SET_ATTRIBUTES = "UPDATE changes SET attributes = ? WHERE conversation_id = ?"
+_SELECT_ATTRIBUTES = (
+    "SELECT conversation_id, attributes FROM changes WHERE attributes IS NOT NULL AND conversation_id IN "
+)
 _INDEX = "CREATE INDEX IF NOT EXISTS changes_last_seen ON changes (last_seen)"
 _PRUNE = """
 DELETE FROM changes WHERE conversation_id IN (
@@ -111,6 +124,9 @@ class ChangeStore:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(_SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(changes)")}
+        if "attributes" not in columns:
+            conn.execute(_ATTRIBUTES_COLUMN)
         conn.execute(_INDEX)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -150,23 +166,35 @@ class ChangeStore:
 
     def get_many(self, ids: Sequence[str]) -> dict[str, str]:
         """Stored content hash for each of `ids` that has one (ids never published are absent)."""
-        found: dict[str, str] = {}
+        return self._select(_SELECT_HASHES, ids)
+
+    def attributes_many(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """The stored participant attributes (JSON `{participantId: {...}}`) of those of `ids` last
+        published from a job; ids without any are absent."""
+        return self._select(_SELECT_ATTRIBUTES, ids)
+
+    def _select(self, sql_prefix: str, ids: Sequence[str]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
         with self._lock:
             conn = self._connection()
             try:
                 for start in range(0, len(ids), _CHUNK):
                     chunk = ids[start : start + _CHUNK]
                     marks = ",".join("?" * len(chunk))
-                    sql = _SELECT_HASHES + f"({marks})"  # only "?" placeholders are interpolated
+                    sql = sql_prefix + f"({marks})"  # only "?" placeholders are interpolated
                     found.update(conn.execute(sql, chunk).fetchall())
             except sqlite3.Error as exc:
                 raise self._fail("read", exc) from None
         return found
 
-    def put_many(self, items: Iterable[ChangeItem], seen_at: datetime) -> int:
+    def put_many(
+        self, items: Iterable[ChangeItem], seen_at: datetime, *, attributes: Mapping[str, bytes] | None = None
+    ) -> int:
         """Record the hashes of acknowledged messages, in one transaction; returns how many were written.
 
-        Call only after Kafka acknowledged every message in `items`. Either all are recorded or none.
+        `attributes` (conversation id -> JSON) replaces the stored participant attributes of those
+        conversations (job snapshots); the others keep theirs. Call only after Kafka acknowledged every
+        message in `items`. Either all are recorded or none.
         """
         seen = seen_at.timestamp()
         written = 0
@@ -183,6 +211,8 @@ class ChangeStore:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     conn.executemany(_UPSERT, rows())
+                    if attributes:
+                        conn.executemany(_SET_ATTRIBUTES, ((v, k) for k, v in attributes.items()))
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:  # SQLite already rolled back on some errors (SQLITE_FULL)

@@ -6,14 +6,16 @@ delivery error latched) and after the change store has recorded those acks. A cr
 at most the passes that were in flight; nothing is skipped. This module cannot see Kafka, so the app
 enforces the rule; this module makes sure that what the app saved is what a restart reads.
 
-On disk (`<directory>/checkpoint.json`, format 1):
+On disk (`<directory>/checkpoint.json`, format 2; format 1, written before async jobs, is read as is):
 
 - writes are atomic: `checkpoint.json.tmp` in the same directory, fsync, `os.replace`, fsync of the
   directory. A crash at any point leaves either the old or the new file, never a torn one.
-- the format is versioned (`"format": 1`). A file from a newer connector, or one that is corrupt or fails
-  validation, stops the worker with a `CheckpointError` naming the file and the problem. The file is never
-  modified, renamed or deleted on error; starting over needs the explicit `--reset-checkpoint` flag, which
-  moves the old file aside to `checkpoint.json.bak-<timestamp>` (never deletes it).
+- the format is versioned (`"format": 2`; 2 added job passes with their `job_cursor` and the windows
+  waiting for their settling job, `unsettled`; a format-1 file is read with neither). A file from a newer
+  connector, or one that is corrupt or fails validation, stops the worker with a `CheckpointError` naming
+  the file and the problem. The file is never modified, renamed or deleted on error; starting over needs
+  the explicit `--reset-checkpoint` flag, which moves the old file aside to
+  `checkpoint.json.bak-<timestamp>` (never deletes it).
 - an exclusive `flock` on `<directory>/.lock` stops a second worker from using the same directory.
 
 `read_only_load()` is for `genesys-connector status`: it takes no lock and never writes.
@@ -47,7 +49,9 @@ from connector.errors import CheckpointError
 from connector.secrets import Redactor
 from connector.state.statedir import disk_full_error
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Older formats this version reads (a format-1 file simply has no job passes and no `unsettled`).
+READABLE_FORMATS = frozenset({1, 2})
 CHECKPOINT_FILE = "checkpoint.json"
 LOCK_FILE = ".lock"
 _TMP_SUFFIX = ".tmp"
@@ -66,8 +70,22 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class JobCursor(_Frozen):
+    """Where a job pass stands: its job and the cursor after its last ACKNOWLEDGED page (None: first page).
+
+    The plain-data form of `connector.genesys.jobs.JobResume` (the cursor is opaque, not a secret).
+    """
+
+    job_id: str
+    cursor: str | None = None
+    submitted_at: UtcDatetime
+
+
 class PassProgress(_Frozen):
     """One window pass in flight: resume it at `next_page` (pages before it are fetched and acked).
+
+    A job pass (`job`: read through an async job, not the details query) resumes at `job_cursor` instead:
+    pass 0 is a backfill span, pass 1 a settling job.
 
     `next_page` is a resume hint: query pages can shift while paging, and the change store absorbs the
     overlap when a pass is resumed or restarted.
@@ -80,6 +98,8 @@ class PassProgress(_Frozen):
     # When the pass first asked for a page (None in checkpoints written before it was recorded): data read
     # at or after a re-scan's due time makes that re-scan unnecessary (see `Progress.complete`).
     started_at: UtcDatetime | None = None
+    job: bool = False
+    job_cursor: JobCursor | None = None
 
     @model_validator(mode="after")
     def _window_not_empty(self) -> PassProgress:
@@ -103,6 +123,13 @@ class RescanEntry(_Frozen):
         return self
 
 
+class UnsettledWindow(_Frozen):
+    """A window read (by query, or by a job before the data lake passed it) waiting for its settling job."""
+
+    window_start: UtcDatetime
+    window_end: UtcDatetime
+
+
 class LastError(_Frozen):
     """The last error the worker stopped or retried on (for `status`; never contains a secret)."""
 
@@ -120,12 +147,13 @@ class CheckpointState(_Frozen):
     checkpoint was written.
     """
 
-    format: Literal[1] = 1
+    format: Literal[1, 2] = 2
     watermark: UtcDatetime | None = None
     planned_until: UtcDatetime | None = None
     in_progress: list[PassProgress] = Field(default_factory=list)
     rescans: list[RescanEntry] = Field(default_factory=list)
     open_conversations: dict[str, UtcDatetime] = Field(default_factory=dict)
+    unsettled: list[UnsettledWindow] = Field(default_factory=list)
     last_error: LastError | None = None
     updated_at: UtcDatetime | None = None
     connector_version: str = ""
@@ -179,7 +207,7 @@ def parse_checkpoint(data: bytes, *, path: Path) -> CheckpointState:
 
 
 def _check_format(version: Any, path: Path) -> None:
-    if type(version) is int and version == FORMAT_VERSION:
+    if type(version) is int and version in READABLE_FORMATS:
         return
     if type(version) is int and version > FORMAT_VERSION:
         raise CheckpointError(
@@ -315,6 +343,7 @@ class FileCheckpointStore:
         if state.last_error is not None:
             message = self._redact(state.last_error.message)
             update["last_error"] = state.last_error.model_copy(update={"message": message})
+        update["format"] = FORMAT_VERSION
         stamped = state.model_copy(update=update)
         data = stamped.to_json()
         try:

@@ -16,6 +16,11 @@ that started at or after a later pass's due time makes that later pass unnecessa
 backlog older than the longest delay schedules no re-scan at all), and when several passes of a window are
 due at once (after downtime) only the highest due one runs. Passes are keyed by the pass that actually
 ran; `started_at` (when it first asked for a page) is kept in the checkpoint for passes in flight.
+
+Job passes (`PassKey.job`, read through an async job: docs/ARCHITECTURE.md "Jobs and the query") sit in
+the same table: pass 0 is a backfill span (it counts for the watermark like a first-pass window), pass 1
+a settling job. They resume at the job cursor after their last acknowledged page (`job_cursor`), never
+schedule query re-scans, and `unsettled` holds the windows waiting for their settling job.
 """
 
 from __future__ import annotations
@@ -23,8 +28,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
-from connector.state.checkpoint import CheckpointState, LastError, PassProgress, RescanEntry
+from connector.state.checkpoint import (
+    CheckpointState,
+    JobCursor,
+    LastError,
+    PassProgress,
+    RescanEntry,
+    UnsettledWindow,
+)
 from connector.state.followup import OpenConversations
 from connector.windows import Window
 
@@ -35,11 +48,23 @@ class PassKey:
 
     window: Window
     pass_no: int
+    job: bool = False  # read through an async job: pass 0 = backfill span, pass 1 = settling job
 
     @property
     def label(self) -> str:
-        """Metric/header label: "0" for the first pass, "1".."n" for re-scans."""
-        return str(self.pass_no)
+        """Metric/header label: "0" for the first pass, "1".."n" for re-scans, "job" for a job pass."""
+        return JOB_LABEL if self.job else str(self.pass_no)
+
+    @property
+    def settling(self) -> bool:
+        """True for a settling job (pass 1 of a job), False for a backfill span or a query pass."""
+        return self.job and self.pass_no == SETTLING_PASS
+
+
+#: `genesys.pass` header and metric label of snapshots read through an async job.
+JOB_LABEL: Literal["job"] = "job"
+#: `pass_no` of a settling job (`PassKey(window, SETTLING_PASS, job=True)`); a backfill span is pass 0.
+SETTLING_PASS = 1
 
 
 class Progress:
@@ -54,6 +79,7 @@ class Progress:
         fingerprint: str,
         follow_interval: timedelta | None = None,
         follow_horizon: timedelta = timedelta(days=31),
+        settle: bool = False,
     ) -> None:
         state = state or CheckpointState()
         self._delays = list(rescan_delays)
@@ -61,13 +87,21 @@ class Progress:
         self._fingerprint = fingerprint
         self._base = state
         self.planned_until: datetime | None = state.planned_until or state.watermark
+        self._settle = settle
         self.in_progress: dict[PassKey, int] = {}
         self._started: dict[PassKey, datetime] = {}  # passes in flight whose start is known
+        self.job_cursors: dict[PassKey, JobCursor] = {}  # job passes: the job, cursor after the last ack
         for p in state.in_progress:
-            key = PassKey(Window(p.window_start, p.window_end), p.pass_no)
+            key = PassKey(Window(p.window_start, p.window_end), p.pass_no, p.job)
             self.in_progress[key] = p.next_page
             if p.started_at is not None:
                 self._started[key] = p.started_at
+            if p.job_cursor is not None:
+                self.job_cursors[key] = p.job_cursor
+        # Windows waiting for their settling job (kept only while settlement by jobs is on).
+        self.unsettled: list[Window] = (
+            sorted(Window(u.window_start, u.window_end) for u in state.unsettled) if settle else []
+        )
         # Re-scans beyond the configured number of passes (the list was shortened or emptied since the
         # checkpoint was written) are dropped: the configuration says they are not wanted.
         self.rescans: list[RescanEntry] = sorted(
@@ -90,7 +124,7 @@ class Progress:
 
     def resumable(self) -> list[tuple[PassKey, int]]:
         """Passes that were in flight when the checkpoint was written, with the page to resume at."""
-        return sorted(self.in_progress.items(), key=lambda kv: (kv[0].pass_no, kv[0].window.start))
+        return sorted(self.in_progress.items(), key=lambda kv: (kv[0].pass_no, kv[0].window.start, kv[0].job))
 
     def next_rescan_due(self) -> datetime | None:
         """When the earliest scheduled re-scan is due (None if none is scheduled)."""
@@ -106,7 +140,7 @@ class Progress:
         dues += [
             self._due(key.window, key.pass_no)
             for key in self.in_progress
-            if 1 <= key.pass_no <= len(self._delays)
+            if not key.job and 1 <= key.pass_no <= len(self._delays)
         ]
         return min(dues, default=None)
 
@@ -174,6 +208,12 @@ class Progress:
         """
         self.in_progress.pop(key, None)
         started = self._started.pop(key, None)
+        if key.job:
+            self.job_cursors.pop(key, None)
+            self.add_stat("job_settlements_completed" if key.settling else "job_spans_completed", 1)
+            return
+        if key.pass_no == 0:
+            self.await_settlement(key.window)
         nxt = key.pass_no + 1
         if started is not None and nxt <= len(self._delays):
             nxt = self._first_due_after(key.window, nxt, started)
@@ -191,6 +231,49 @@ class Progress:
         if nxt > key.pass_no + 1:
             self.add_stat("rescans_unneeded", nxt - key.pass_no - 1)
         self.add_stat(f"passes_completed_{key.pass_no}", 1)
+
+    # ----------------------------------------------------------------------------------- job passes
+    def begin_job_span(self, span: Window, now: datetime) -> PassKey:
+        """Hand out the next backfill span (read by a job); like `begin_first_pass`, it moves
+        `planned_until` and holds the watermark until its last page is acknowledged."""
+        key = PassKey(span, 0, job=True)
+        self.in_progress[key] = 1
+        self._started[key] = now
+        self.planned_until = span.end
+        return key
+
+    def job_at(self, key: PassKey, cursor: JobCursor | None) -> None:
+        """`key` now stands at `cursor` (a new job: cursor None; after an acked page: its next cursor;
+        None after a restart: the next job starts from its first page)."""
+        if key not in self.in_progress:
+            return
+        if cursor is None:
+            self.job_cursors.pop(key, None)
+        else:
+            self.job_cursors[key] = cursor
+
+    def await_settlement(self, window: Window) -> None:
+        """`window` was read before the data lake held it settled: a settling job reads it again later."""
+        if self._settle and window not in self.unsettled:
+            self.unsettled.append(window)
+            self.unsettled.sort()
+
+    def take_settlements(
+        self, spans: Sequence[tuple[Window, Sequence[Window]]], now: datetime
+    ) -> list[PassKey]:
+        """Start settling jobs: each `(span, windows)` (from `jobs_plan.plan_settlement`) becomes a job pass
+        and its windows leave `unsettled` (they are back in the checkpoint as the pass, until it is acked)."""
+        keys: list[PassKey] = []
+        for span, windows in spans:
+            key = PassKey(span, SETTLING_PASS, job=True)
+            if key in self.in_progress:
+                continue
+            self.in_progress[key] = 1
+            self._started[key] = now
+            done = set(windows)
+            self.unsettled = [w for w in self.unsettled if w not in done]
+            keys.append(key)
+        return keys
 
     def _first_due_after(self, window: Window, pass_no: int, started: datetime) -> int:
         """The first pass >= `pass_no` due after `started` (n + 1 when every pass was due by then)."""
@@ -214,11 +297,14 @@ class Progress:
                     pass_no=k.pass_no,
                     next_page=p,
                     started_at=self._started.get(k),
+                    job=k.job,
+                    job_cursor=self.job_cursors.get(k),
                 )
                 for k, p in self.resumable()
             ],
             "rescans": list(self.rescans),
             "open_conversations": dict(self.open.first_seen),
+            "unsettled": [UnsettledWindow(window_start=w.start, window_end=w.end) for w in self.unsettled],
             "connector_version": self._version,
             "config_fingerprint": self._fingerprint,
             "stats": dict(self.stats),

@@ -93,7 +93,7 @@ def test_rendered_rules_pass_promtool_check_rules(promtool: Path, render: Render
     rules = _write_rules(_rule_groups(render), tmp_path)
     result = _promtool(promtool, "check", "rules", str(rules))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 9 rules found" in result.stdout, result.stdout
+    assert "SUCCESS: 10 rules found" in result.stdout, result.stdout
 
 
 def test_every_alert_has_a_firing_and_a_silent_case(render: Render) -> None:

@@ -398,6 +398,7 @@ def test_monitoring_scenario_renders_service_monitor_rules_dashboard_and_pdb(ren
         "GenesysConnectorAuthFailures",
         "GenesysConnectorKafkaDeliveryErrors",
         "GenesysConnectorSettledRangeMissing",
+        "GenesysConnectorDataLakeLagHigh",
         "GenesysConnectorDown",
     }
     for rule in rules:

@@ -21,9 +21,11 @@ from connector.state.checkpoint import (
     CHECKPOINT_FILE,
     CheckpointState,
     FileCheckpointStore,
+    JobCursor,
     LastError,
     PassProgress,
     RescanEntry,
+    UnsettledWindow,
     config_fingerprint,
     parse_checkpoint,
     read_only_load,
@@ -45,6 +47,13 @@ def full_state() -> CheckpointState:
                 pass_no=2,
                 next_page=1,
             ),
+            PassProgress(
+                window_start=T0 - timedelta(days=2),
+                window_end=T0 - timedelta(days=1),
+                pass_no=0,
+                job=True,
+                job_cursor=JobCursor(job_id="job-1", cursor="opaque", submitted_at=T0 - timedelta(minutes=3)),
+            ),
         ],
         rescans=[
             RescanEntry(
@@ -58,6 +67,9 @@ def full_state() -> CheckpointState:
             "c-1": T0 - timedelta(minutes=1),
             "c-2": datetime(2026, 5, 1, 11, 0, 0, 123456, tzinfo=UTC),
         },
+        unsettled=[
+            UnsettledWindow(window_start=T0 - timedelta(minutes=10), window_end=T0 - timedelta(minutes=5))
+        ],
         last_error=LastError(at=T0, message="429 from analytics, retried"),
         updated_at=T0 - timedelta(seconds=1),
         connector_version="1.2.3",
@@ -103,7 +115,7 @@ def test_round_trip_keeps_every_field(store: FileCheckpointStore, clock: FakeClo
 def test_file_is_versioned_json_with_utc_instants(store: FileCheckpointStore) -> None:
     store.save(full_state())
     raw = orjson.loads(store.path.read_bytes())
-    assert raw["format"] == 1
+    assert raw["format"] == 2
     assert raw["watermark"] == "2026-05-01T12:00:00Z"
     assert raw["in_progress"][0]["next_page"] == 3
 
@@ -213,7 +225,7 @@ def test_unwritable_temp_path_keeps_previous_checkpoint(store: FileCheckpointSto
         (b'{"watermark": null}', r"unknown format \(missing\)"),
         (b'{"format": "1"}', r"unknown format \('1'\)"),
         (b'{"format": true}', "unknown format"),
-        (b'{"format": 2, "something": "new"}', r"newer connector \(format 2; this version reads format 1\)"),
+        (b'{"format": 3, "something": "new"}', r"newer connector \(format 3; this version reads format 2\)"),
         (b'{"format": 1, "watermark": "yesterday"}', "invalid fields: watermark"),
         (b'{"format": 1, "watermark": "2026-05-01T12:00:00"}', "invalid fields: watermark.*timezone"),
         (

@@ -50,9 +50,9 @@ def test_environment_alone_is_enough_and_defaults_apply() -> None:
     assert settings.windows.rescan_delays == [
         timedelta(minutes=15),
         timedelta(hours=2),
-        timedelta(hours=26),
-        timedelta(hours=74),
     ]
+    assert settings.jobs.backfill
+    assert settings.jobs.settle
     assert settings.kafka.bootstrap_servers == "localhost:9092"
 
 
@@ -379,7 +379,7 @@ def test_redacted_renders_durations_and_instants() -> None:
     assert windows["start"] == "-3d"
     assert windows["end"] == "2026-06-01T10:00:00Z"
     assert windows["length"] == "5m"
-    assert windows["rescan_delays"] == ["15m", "2h", "26h", "74h"]
+    assert windows["rescan_delays"] == ["15m", "2h"]
 
 
 # ---------------------------------------------------------------------------------------- regions

@@ -13,9 +13,11 @@ from connector.config import Settings, load_config
 from connector.state.checkpoint import (
     CheckpointState,
     FileCheckpointStore,
+    JobCursor,
     LastError,
     PassProgress,
     RescanEntry,
+    UnsettledWindow,
 )
 from connector.status import render_status, status_report
 
@@ -110,6 +112,42 @@ def test_report_shows_watermark_lag_rescans_by_pass_and_last_error(settings: Set
     assert report["open_conversations"] == 2
     assert report["stats"] == {"published": 120, "passes_completed_0": 30}
     assert report["connector_version"] == "9.9.9"
+
+
+def test_report_shows_the_backfill_and_settlement_frontiers(settings: Settings) -> None:
+    day = timedelta(days=1)
+    cursor = JobCursor(job_id="j-2", cursor="opaque", submitted_at=T0)
+    state = CheckpointState(
+        watermark=T0 - 3 * day,
+        planned_until=T0,
+        in_progress=[
+            PassProgress(window_start=T0 - 3 * day, window_end=T0 - 2 * day, pass_no=0, job=True),
+            PassProgress(
+                window_start=T0 - 2 * day, window_end=T0 - day, pass_no=0, job=True, job_cursor=cursor
+            ),
+            PassProgress(window_start=T0 - 5 * day, window_end=T0 - 4 * day, pass_no=1, job=True),
+        ],
+        unsettled=[UnsettledWindow(window_start=T0 - 4 * day, window_end=T0 - 3 * day)],
+        stats={"job_spans_completed": 7, "job_settlements_completed": 3},
+    )
+    write_checkpoint(settings, state)
+
+    report = status_report(settings, clock=FakeClock(NOW))
+
+    assert report["backfill"] == {
+        "job_spans_done": 7,
+        "job_spans_in_flight": 2,
+        "job_spans_resumable_at_a_cursor": 1,
+        "frontier": "2026-04-28T10:00:00Z",
+    }
+    assert report["settlement"] == {
+        "settled_before": "2026-04-26T10:00:00Z",
+        "windows_waiting": 1,
+        "settling_jobs_in_flight": 1,
+        "settling_jobs_done": 3,
+    }
+    assert [p["pass"] for p in report["in_progress"]] == ["backfill-job", "backfill-job", "settle-job"]
+    assert "opaque" not in render_status(settings, clock=FakeClock(NOW))
 
 
 def test_checkpoint_without_error_or_watermark_is_ok_with_empty_fields(settings: Settings) -> None:

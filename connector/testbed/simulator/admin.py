@@ -99,6 +99,7 @@ def _truth(c: SimulatorControl, r: Request, b: dict[str, Any]) -> Any:
         q["end"],
         records=_flag(q.get("records"), True),
         ended_only=_flag(q.get("ended_only"), False),
+        attributes=_flag(q.get("attributes"), False),
     )
     return {"count": len(rows), "conversations": rows}
 

@@ -67,17 +67,29 @@ class SimulatorControl:
 
     # --- ground truth ---------------------------------------------------------------------------------
     def truth(
-        self, start: Instant, end: Instant, *, records: bool = True, ended_only: bool = False
+        self,
+        start: Instant,
+        end: Instant,
+        *,
+        records: bool = True,
+        ended_only: bool = False,
+        attributes: bool = False,
     ) -> list[dict[str, Any]]:
         """Rows for every conversation with conversationStart in [start, end): conversationId, version,
-        conversationStart, conversationEnd (if ended) and, with `records`, the full current record."""
-        return self._sim.truth(instant_ms(start), instant_ms(end), records=records, ended_only=ended_only)
+        conversationStart, conversationEnd (if ended) and, with `records`, the full current record
+        (with participant attributes, as job results show it, when `attributes`)."""
+        return self._sim.truth(
+            instant_ms(start), instant_ms(end), records=records, ended_only=ended_only, attributes=attributes
+        )
 
     def ground_truth(
-        self, start: Instant, end: Instant, *, ended_only: bool = False
+        self, start: Instant, end: Instant, *, ended_only: bool = False, attributes: bool = False
     ) -> dict[str, dict[str, Any]]:
-        """conversationId -> current full record, for conversations that started in [start, end)."""
-        rows = self.truth(start, end, records=True, ended_only=ended_only)
+        """conversationId -> current full record, for conversations that started in [start, end).
+
+        The query's view by default; `attributes=True` is the jobs' view (participant attributes
+        included): what the latest message of a settled conversation must equal."""
+        rows = self.truth(start, end, records=True, ended_only=ended_only, attributes=attributes)
         return {row["conversationId"]: row["record"] for row in rows}
 
     def truth_versions(self, start: Instant, end: Instant, *, ended_only: bool = False) -> dict[str, int]:
@@ -459,19 +471,31 @@ class RemoteSimulatorControl:
         return from_ms(parse_instant(self._post("/_sim/clock", {"advance_s": seconds})["now"]))
 
     def truth(
-        self, start: Instant, end: Instant, *, records: bool = True, ended_only: bool = False
+        self,
+        start: Instant,
+        end: Instant,
+        *,
+        records: bool = True,
+        ended_only: bool = False,
+        attributes: bool = False,
     ) -> list[dict[str, Any]]:
         """See SimulatorControl.truth."""
         rows: list[dict[str, Any]] = self._get(
-            "/_sim/truth", start=start, end=end, records=records, ended_only=ended_only
+            "/_sim/truth",
+            start=start,
+            end=end,
+            records=records,
+            ended_only=ended_only,
+            attributes=attributes,
         )["conversations"]
         return rows
 
     def ground_truth(
-        self, start: Instant, end: Instant, *, ended_only: bool = False
+        self, start: Instant, end: Instant, *, ended_only: bool = False, attributes: bool = False
     ) -> dict[str, dict[str, Any]]:
         """See SimulatorControl.ground_truth."""
-        return {r["conversationId"]: r["record"] for r in self.truth(start, end, ended_only=ended_only)}
+        rows = self.truth(start, end, ended_only=ended_only, attributes=attributes)
+        return {r["conversationId"]: r["record"] for r in rows}
 
     def truth_versions(self, start: Instant, end: Instant, *, ended_only: bool = False) -> dict[str, int]:
         """See SimulatorControl.truth_versions."""

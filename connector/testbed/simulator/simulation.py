@@ -299,9 +299,18 @@ class Simulation:
             return spec.version
 
     def truth(
-        self, start_ms: int, end_ms: int, *, records: bool = True, ended_only: bool = False
+        self,
+        start_ms: int,
+        end_ms: int,
+        *,
+        records: bool = True,
+        ended_only: bool = False,
+        attributes: bool = False,
     ) -> list[dict[str, Any]]:
         """Every conversation with conversationStart in [start_ms, end_ms): id, version, times, record.
+
+        `attributes`: records as async job results show them (with participant attributes), the view a
+        settled conversation's latest message must equal; the default is the query's view (without).
 
         Specs are copied under the lock and rendered outside it, so a large truth does not stall the API.
         """
@@ -321,7 +330,7 @@ class Simulation:
             if spec.stage != Stage.OPEN:
                 item["conversationEnd"] = format_ms(spec.end_ms)
             if records:
-                item["record"] = self.render(spec)
+                item["record"] = self.render(spec, attributes)
             out.append(item)
         return out
 
