@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from connector.clock import Clock, SystemClock
+from connector.completeness import Completeness
 from connector.errors import BatchNotDelivered, DeliveryError
 from connector.genesys.fetcher import Page, RequestTally
 from connector.kafka.publisher import BatchResult, DeliveryFailure
@@ -138,8 +139,10 @@ class PassRunner:
         metrics: ConnectorMetrics,
         in_flight: InFlightSnapshots,
         clock: Clock | None = None,
+        completeness: Completeness | None = None,
     ) -> None:
         self._clock: Clock = clock if clock is not None else SystemClock()
+        self._completeness = completeness
         self._fetcher = fetcher
         self._publisher = publisher
         self._changes = changes
@@ -160,7 +163,10 @@ class PassRunner:
                     return False
         finally:  # the requests after the last page (the empty one), or of a pass that failed
             self._count_requests(key, tally.count, counted)
+        last = self._progress.is_last_pass(key)
         self._progress.complete(key)
+        if self._completeness is not None:
+            self._completeness.pass_completed(key, last=last)
         self._metrics.windows_completed.labels(key.label).inc()
         return True
 
@@ -176,6 +182,10 @@ class PassRunner:
         self._metrics.pages_fetched.labels(label).inc()
         self._metrics.conversations_fetched.labels(label).inc(len(page.conversations))
         self._progress.add_stat(f"fetched_pass_{key.pass_no}", len(page.conversations))
+        if self._completeness is not None:
+            self._completeness.seen(
+                page.conversations, pass_label=label, window=key.window, at=page.received_at
+            )
         selected, unchanged = self._select(
             page.conversations, page.received_at, window_of=lambda _record: key.window, pass_label=key.pass_no
         )
@@ -186,6 +196,8 @@ class PassRunner:
         open_ids = [c["conversationId"] for c in page.conversations if "conversationEnd" not in c]
         self._progress.open.note_open(open_ids, page.received_at)  # followed by id from now on
         self._progress.open.note_ended(s.cid for s in selected if s.ended)
+        if self._completeness is not None:
+            self._completeness.settling_page(key, page.conversations)
         self._progress.page_acked(key, page.page_number)
 
     async def follow_open(self, ids: Sequence[str]) -> int:
@@ -200,6 +212,8 @@ class PassRunner:
         observed = self._clock.now()
         records = await self._fetcher.follow_open(ids)
         self._metrics.query_requests.labels(FOLLOW_LABEL).inc(-(-len(ids) // 100))
+        if self._completeness is not None:
+            self._completeness.seen(records, pass_label=FOLLOW_LABEL, window=None, at=observed)
         selected, unchanged = self._select(
             records, observed, window_of=lambda r: _Lifetime.of(r, observed), pass_label=FOLLOW_LABEL
         )
@@ -291,6 +305,8 @@ class PassRunner:
             self._changes.put_many(((s.cid, s.digest, s.start) for s in current), observed_at)
             for s in current:
                 self._in_flight.acked(s.cid, observed_at)
+            if self._completeness is not None:  # after the acks, never before
+                self._completeness.acked(((s.cid, s.start) for s in selected), pass_label=label)
         finally:
             for s in selected:
                 self._in_flight.release(s.cid, s.digest)
