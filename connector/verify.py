@@ -625,7 +625,7 @@ async def _verify(
         ledger_acked=ledger_acked if request.read_topic else None,
         late=late,
     )
-    notes = [f"Genesys reference: {tail.requests} query requests"]
+    notes = [f"Genesys reference: {tail.requests} query requests"] if tail.requests or not jobs.jobs else []
     if jobs.jobs and availability is not None:
         notes.append(
             f"data lake (dataAvailabilityDate {format_instant(availability)}): {jobs.jobs} job(s), "
