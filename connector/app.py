@@ -68,6 +68,14 @@ class BudgetMode(Protocol):
     def set_catching_up(self, catching_up: bool) -> None: ...
 
 
+class ControlReporting(Protocol):
+    """Range-final events and the watermark heartbeat (`connector.completeness.ControlReporter`)."""
+
+    def next_in_s(self) -> float: ...
+
+    async def report(self, *, beat: bool = False) -> int: ...
+
+
 class Beating(Protocol):
     """The liveness heartbeat (`/healthz`)."""
 
@@ -124,7 +132,9 @@ class Connector:
         settings: LoopSettings,
         max_catchup_length: timedelta,
         jobs: JobScheduler | None = None,
+        control: ControlReporting | None = None,
     ) -> None:
+        self._control = control
         self._clock = clock
         self._metrics = metrics
         self._planner = planner
@@ -261,6 +271,8 @@ class Connector:
         """How long the loop may sleep: until the next retry, re-scan or window, capped for housekeeping."""
         st, now = self._state, self._clock.now()
         candidates = [self._settings.checkpoint_interval_s if st.dirty else 5.0, self._pruning.next_in_s()]
+        if self._control is not None:
+            candidates.append(self._control.next_in_s())
         mono = self._clock.monotonic()
         retry = st.retries.next_retry(mono)
         if retry is not None:
@@ -375,6 +387,16 @@ class Connector:
             await self._pruning.prune()
         if self._jobs is not None and st.availability_task is None and self._jobs.check_due():
             st.availability_task = asyncio.create_task(self._jobs.refresh(), name="availability")
+        await self._report_control()
+
+    async def _report_control(self, *, beat: bool = False) -> None:
+        """Settled hours to the control topic (after their messages' acks), the heartbeat when due."""
+        if self._control is None:
+            return
+        try:
+            await self._control.report(beat=beat)
+        except RetriableError as exc:  # reported again at the next turn: nothing was marked
+            log.warning("control topic not reachable; trying again", extra={"error": str(exc)})
 
     async def _save_checkpoint(self) -> None:
         """Write what is acked now; the write (fsync, rename, fsync) runs in a worker thread.
@@ -416,6 +438,10 @@ class Connector:
                 log.warning("cancelled %d pass(es) still waiting after the grace period", len(pending))
                 await asyncio.wait(pending, timeout=5.0)
         self._collect()
+        try:  # a bounded run's last settled hours are reported before it exits
+            await self._report_control(beat=True)
+        except FatalError as exc:
+            log.error("could not report to the control topic", extra={"error": str(exc)})
         remaining = await asyncio.to_thread(self._publisher.flush, self._settings.flush_timeout_s)
         if remaining:
             log.warning(

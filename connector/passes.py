@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol
 import orjson
 
 from connector.clock import Clock, SystemClock
+from connector.completeness import Completeness
 from connector.errors import BatchNotDelivered, DeliveryError, FatalError
 from connector.genesys.fetcher import Page, RequestTally
 from connector.genesys.jobs import JobEvent, JobPage, JobRestarted, JobResume, JobSubmitted
@@ -206,8 +207,10 @@ class PassRunner:
         job_body: Callable[[Window], Mapping[str, Any]] | None = None,
         settle_delay: timedelta = timedelta(hours=24),
         settlement: SettlementListener | None = None,
+        completeness: Completeness | None = None,
     ) -> None:
         self._clock: Clock = clock if clock is not None else SystemClock()
+        self._completeness = completeness
         self._fetcher = fetcher
         self._publisher = publisher
         self._changes = changes
@@ -236,7 +239,10 @@ class PassRunner:
                     return False
         finally:  # the requests after the last page (the empty one), or of a pass that failed
             self._count_requests(key, tally.count, counted)
+        last = self._progress.is_last_pass(key)
         self._progress.complete(key)
+        if self._completeness is not None:
+            self._completeness.pass_completed(key, last=last)
         self._metrics.windows_completed.labels(key.label).inc()
         return True
 
@@ -252,6 +258,10 @@ class PassRunner:
         self._metrics.pages_fetched.labels(label).inc()
         self._metrics.conversations_fetched.labels(label).inc(len(page.conversations))
         self._progress.add_stat(f"fetched_pass_{key.pass_no}", len(page.conversations))
+        if self._completeness is not None:
+            self._completeness.seen(
+                page.conversations, pass_label=label, window=key.window, at=page.received_at
+            )
         records, carried = self._carry_attributes(page.conversations)
         selected, unchanged = self._select(
             records,
@@ -267,6 +277,8 @@ class PassRunner:
         open_ids = [c["conversationId"] for c in page.conversations if "conversationEnd" not in c]
         self._progress.open.note_open(open_ids, page.received_at)  # followed by id from now on
         self._progress.open.note_ended(s.cid for s in selected if s.ended)
+        if self._completeness is not None:
+            self._completeness.settling_page(key, page.conversations)
         self._progress.page_acked(key, page.page_number)
 
     async def follow_open(self, ids: Sequence[str]) -> int:
@@ -281,6 +293,8 @@ class PassRunner:
         observed = self._clock.now()
         records = await self._fetcher.follow_open(ids)
         self._metrics.query_requests.labels(FOLLOW_LABEL).inc(-(-len(ids) // 100))
+        if self._completeness is not None:
+            self._completeness.seen(records, pass_label=FOLLOW_LABEL, window=None, at=observed)
         records, carried = self._carry_attributes(records)
         selected, unchanged = self._select(
             records,
@@ -385,6 +399,8 @@ class PassRunner:
             )
             for s in current:
                 self._in_flight.acked(s.cid, observed_at)
+            if self._completeness is not None:  # after the acks, never before
+                self._completeness.acked(((s.cid, s.start) for s in selected), pass_label=label)
         finally:
             for s in selected:
                 self._in_flight.release(s.cid, s.digest)
@@ -468,6 +484,10 @@ class PassRunner:
         self._metrics.pages_fetched.labels(JOB_LABEL).inc()
         self._metrics.conversations_fetched.labels(JOB_LABEL).inc(len(page.conversations))
         self._progress.add_stat("fetched_jobs", len(page.conversations))
+        if self._completeness is not None:
+            self._completeness.seen(
+                page.conversations, pass_label=JOB_LABEL, window=key.window, at=page.received_at
+            )
         selected, unchanged = self._select(
             page.conversations, page.received_at, window_of=lambda _record: key.window, pass_label=JOB_LABEL
         )

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from connector import __version__
 from connector.app import Connector, LoopSettings
 from connector.clock import Clock, SystemClock
+from connector.completeness import Completeness, ControlReporter, JobSettlements, LedgerPruning, Settlements
 from connector.config import Settings
 from connector.errors import CheckpointError, ConfigError, ConnectorError, ExitCode, RetriableError
 from connector.genesys.client import GenesysClient
@@ -44,6 +45,7 @@ from connector.retry import RetryPolicy
 from connector.secrets import Redactor, is_secret_name
 from connector.state.changes import ChangeStore
 from connector.state.checkpoint import CheckpointState, FileCheckpointStore, config_fingerprint
+from connector.state.ledger import Ledger
 from connector.state.progress import Progress
 from connector.state.pruning import PruneTimer
 from connector.state.statedir import check_state_directory
@@ -211,6 +213,9 @@ async def _run(
         changes = ChangeStore(settings.checkpoint.directory)
         stack.callback(changes.close)
         changes.probe_write()
+        ledger = Ledger(settings.checkpoint.directory, metrics=metrics)
+        stack.callback(ledger.close)
+        metrics.ranges_missing_conversations.set(ledger.missing_in_settled())
 
         health = HealthServer(
             settings.metrics.host,
@@ -236,6 +241,12 @@ async def _run(
         )
         stack.callback(publisher.close)
         await asyncio.to_thread(publisher.verify_topic, min(30.0, settings.kafka.delivery_timeout_ms / 1000))
+        control_publisher = _control_publisher(settings, metrics, clock)
+        if control_publisher is not None:
+            stack.callback(control_publisher.close)
+            await asyncio.to_thread(
+                control_publisher.verify_topic, min(30.0, settings.kafka.delivery_timeout_ms / 1000)
+            )
 
         client = GenesysClient(settings.genesys, clock=clock, metrics=metrics, secrets=redactor)
         stack.push_async_callback(client.aclose)
@@ -259,6 +270,18 @@ async def _run(
         jobs = JobRunner(client, settings.jobs, clock=clock, metrics=metrics)
         filters = settings.windows.filters
         use_jobs = settings.jobs.backfill or settings.jobs.settle
+        planner = WindowPlanner(settings.windows, clock)
+        settlements = Settlements(
+            ledger,
+            progress,
+            clock=clock,
+            range_start=planner.initial_start() if state is None else None,
+            range_end=settings.windows.end,
+            query_settles=bool(settings.windows.rescan_delays) and not settings.jobs.settle,
+            mark_reported_at_once=control_publisher is None,
+        )
+        if settlement is None and settings.jobs.settle:
+            settlement = JobSettlements(settlements)  # hours settle when their settling job is acked
         runner = PassRunner(
             fetcher=WindowFetcher(client, settings, clock=clock, metrics=metrics),
             publisher=publisher,
@@ -271,23 +294,40 @@ async def _run(
             job_body=lambda span: build_job_body(span, filters),
             settle_delay=settings.jobs.settle_delay,
             settlement=settlement,
+            completeness=Completeness(ledger, settlements, progress, clock=clock),
         )
         connector = Connector(
             clock=clock,
             metrics=metrics,
-            planner=WindowPlanner(settings.windows, clock),
+            planner=planner,
             progress=progress,
             runner=runner,
             publisher=publisher,
             checkpoints=store,
             pruning=PruneTimer(
-                changes, keep=change_store_keep(settings), interval_s=PRUNE_INTERVAL_S, clock=clock
+                changes,
+                keep=change_store_keep(settings),
+                interval_s=PRUNE_INTERVAL_S,
+                clock=clock,
+                also=[LedgerPruning(ledger, horizon=FOLLOW_HORIZON, clock=clock)],
             ),
             pacer=client.pacer,
             heartbeat=heartbeat,
             settings=loop_settings(settings),
             max_catchup_length=settings.windows.max_catchup_length,
             jobs=JobScheduler(settings.jobs, jobs, clock, end=settings.windows.end) if use_jobs else None,
+            control=None
+            if control_publisher is None
+            else ControlReporter(
+                ledger,
+                settlements,
+                control_publisher,
+                clock=clock,
+                topic=settings.kafka.topic,
+                version=__version__,
+                heartbeat_interval=settings.kafka.control_heartbeat_interval,
+                watermark=lambda: progress.watermark,
+            ),
         )
         _install_signal_handlers(connector)
         log.info(
@@ -305,6 +345,16 @@ async def _run(
         stalls.start()  # the main loop's stalls, not the blocking set-up calls above
         await connector.run()
     return ExitCode.OK
+
+
+def _control_publisher(settings: Settings, metrics: ConnectorMetrics, clock: Clock) -> KafkaPublisher | None:
+    """A producer for `kafka.control_topic` (its own: the data producer is bound to the data topic)."""
+    topic = settings.kafka.control_topic
+    if topic is None:
+        return None
+    config = dict(producer_settings(settings.kafka))
+    config["client.id"] = f"{settings.kafka.client_id}-control"
+    return KafkaPublisher(config, topic, metrics, version=__version__, clock=clock)
 
 
 async def _check_genesys(client: GenesysClient, clock: Clock, policy: RetryPolicy) -> None:

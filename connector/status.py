@@ -10,15 +10,20 @@ connector masks it before writing; a checkpoint written by an older version may 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 
 from connector.clock import Clock, SystemClock
+from connector.errors import CheckpointError
 from connector.secrets import Redactor
 from connector.state.checkpoint import CheckpointState, read_only_load
+from connector.state.ledger import LEDGER_FILE, Ledger
+
+#: Days of the completeness ledger `status` shows (UTC days of conversation start, today included).
+LEDGER_DAYS = 3
 
 
 class _Checkpoint(Protocol):
@@ -55,7 +60,35 @@ def status_report(
         report["state"] = "no checkpoint yet (the connector has not completed any page)"
         return report
     report.update(_state_fields(state, now, Redactor(secrets).redact))
+    report["ledger"] = ledger_days(settings.checkpoint.directory, now)
     return report
+
+
+def ledger_days(directory: Path, now: datetime, *, days: int = LEDGER_DAYS) -> dict[str, Any]:
+    """Completeness ledger totals per recent UTC day: conversations seen, found late, acked, settled hours.
+
+    Read-only (WAL lets it read beside the running worker); a missing ledger says so, an unreadable one
+    says why, neither fails `status`.
+    """
+    if not (directory / LEDGER_FILE).exists():
+        return {"state": "no completeness ledger yet"}
+    first = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days - 1)
+    try:
+        with Ledger.open(directory, read_only=True) as ledger:
+            hours = ledger.hours(first, now + timedelta(hours=1))
+            settled = [ledger.settlement(h.hour) for h in hours]
+    except CheckpointError as exc:
+        return {"state": f"unreadable: {exc}"}
+    out: dict[str, Any] = {}
+    for counts, settlement in zip(hours, settled, strict=True):
+        day = out.setdefault(
+            counts.hour.strftime("%Y-%m-%d"), {"seen": 0, "found_late": 0, "acked": 0, "hours_settled": 0}
+        )
+        day["seen"] += counts.total
+        day["found_late"] += counts.found_late
+        day["acked"] += counts.acked
+        day["hours_settled"] += 0 if settlement is None else 1
+    return out
 
 
 def _state_fields(state: CheckpointState, now: datetime, redact: Callable[[str], str]) -> dict[str, Any]:
@@ -126,6 +159,13 @@ def render_status(
         if key == "in_progress":
             lines.append(f"{'in_progress':<24}{len(value)} pass(es)")
             lines.extend(f"{'':<26}{p['window']} pass {p['pass']} next page {p['next_page']}" for p in value)
+        elif key == "ledger" and "state" not in value:
+            lines.append(f"{'ledger':<24}{len(value)} day(s) of conversation start")
+            lines.extend(
+                f"{'':<26}{day} seen {v['seen']} found late {v['found_late']} acked {v['acked']} "
+                f"hours settled {v['hours_settled']}"
+                for day, v in value.items()
+            )
         elif isinstance(value, dict):
             inner = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
             lines.append(f"{key:<24}{inner}")

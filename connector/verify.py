@@ -2,12 +2,14 @@
 
 Three sides, per day (per hour with `--hourly`) of conversation start:
 
-- **in Genesys** - the reference. For ranges the data lake holds (before `dataAvailabilityDate`) the
-  reference is meant to be an async job's result; until that is wired in (the `settled` seam of
-  `collect_reference`), every range is read with the details query: the tie-safe paging of
-  `connector.genesys.pagination`, run twice and united (a conversation shifted out of view by live inserts
-  in one read shows in the other). A query reference is **provisional**: late indexing can still add to it
-  (genesys-api.md §6, §7), so the table marks it and a clean result means "nothing missing *yet*".
+- **in Genesys** - the reference. For ranges the data lake holds (before `dataAvailabilityDate`) it is
+  an async job's result (`JobReference`: one job per whole UTC day, `startOfDayIntervalMatching`, as the
+  backfill reads): a fixed result set, not provisional. The tail after `dataAvailabilityDate` (or all of
+  the range, when the jobs API is not available to the OAuth client) is read with the details query: the
+  tie-safe paging of `connector.genesys.pagination`, run twice and united (a conversation shifted out of
+  view by live inserts in one read shows in the other). A query reference is **provisional**: late
+  indexing can still add to it (genesys-api.md §6, §7), so the table marks it and a clean result there
+  means "nothing missing *yet*".
 - **in Kafka** - with `--read-topic`, the keys actually in the topic (read from the beginning to the high
   watermarks, `connector.kafka.topickeys`; the value's `conversationStart` dates each key); without it,
   what the completeness ledger (`connector.state.ledger`) says Kafka acknowledged.
@@ -35,10 +37,11 @@ from typing import Protocol, TextIO
 import orjson
 
 from connector.clock import Clock, SystemClock, format_instant
-from connector.config import Settings
+from connector.config import FilterSettings, Settings
 from connector.errors import CheckpointError, ConnectorError, ExitCode
 from connector.genesys.client import GenesysClient
 from connector.genesys.fetcher import RequestTally, WindowFetcher
+from connector.genesys.jobs import JobPage, JobRunner, build_job_body
 from connector.librdkafka import consumer_settings
 from connector.metrics import ConnectorMetrics
 from connector.secrets import SecretRegistry
@@ -168,6 +171,48 @@ class QueryReference:
             if read > 0:
                 self.second_read_added += len(found) - before
         return found
+
+
+class JobReference:
+    """Async jobs over whole UTC days (as the backfill reads them); the data lake's fixed result set, so
+    not provisional. Only asked about windows before `dataAvailabilityDate` (`plan_reference`)."""
+
+    name = "job"
+    provisional = False
+
+    def __init__(self, runner: JobRunner, filters: FilterSettings, *, progress: ProgressFn) -> None:
+        self._runner = runner
+        self._filters = filters
+        self._progress = progress
+        self.jobs = 0
+        self.pages = 0
+
+    async def conversations(self, window: Window) -> dict[str, datetime]:
+        found: dict[str, datetime] = {}
+        day = _next_day(window.start) - REFERENCE_CHUNK
+        while day < window.end:
+            span = Window(day, day + REFERENCE_CHUNK)
+            self.jobs += 1
+            async for event in self._runner.run(span, build_job_body(span, self._filters)):
+                if not isinstance(event, JobPage):
+                    continue
+                self.pages += 1
+                for conversation in event.conversations:
+                    start = _start(conversation)
+                    cid = conversation.get("conversationId")
+                    if start is not None and isinstance(cid, str) and window.start <= start < window.end:
+                        found[cid] = start
+                self._progress(f"Genesys job for {span.start:%Y-%m-%d}: {len(found)} conversations")
+            day = span.end
+        return found
+
+
+async def read_data_availability(runner: JobRunner) -> tuple[datetime | None, str | None]:
+    """`dataAvailabilityDate`, or None and why (the OAuth client may lack the jobs permission)."""
+    try:
+        return await runner.read_availability(), None
+    except ConnectorError as exc:
+        return None, f"the data lake's availability could not be read ({exc}): query reference only"
 
 
 def _next_day(moment: datetime) -> datetime:
@@ -549,7 +594,16 @@ async def _verify(
         config.genesys, clock=clock, metrics=ConnectorMetrics(), secrets=secrets
     ) as client:
         tail = QueryReference(WindowFetcher(client, config, clock=clock), progress=progress)
-        reference = await collect_reference(request.start, request.end, tail=tail)
+        runner = JobRunner(client, config.jobs, clock=clock)
+        availability, unavailable = await read_data_availability(runner)
+        jobs = JobReference(runner, config.windows.filters, progress=progress)
+        reference = await collect_reference(
+            request.start,
+            request.end,
+            tail=tail,
+            settled=None if availability is None else jobs,
+            data_availability=availability,
+        )
     ledger_acked = ledger.conversations(request.start, request.end, acked_only=True) if ledger else None
     late = (
         {f.conversation_id: f.hour for f in ledger.found_late(request.start, request.end)} if ledger else None
@@ -571,7 +625,14 @@ async def _verify(
         ledger_acked=ledger_acked if request.read_topic else None,
         late=late,
     )
-    notes = [f"Genesys reference: {tail.requests} query requests"]
+    notes = [f"Genesys reference: {tail.requests} query requests"] if tail.requests or not jobs.jobs else []
+    if jobs.jobs and availability is not None:
+        notes.append(
+            f"data lake (dataAvailabilityDate {format_instant(availability)}): {jobs.jobs} job(s), "
+            f"{jobs.pages} result page(s)"
+        )
+    if unavailable:
+        notes.append(unavailable)
     if tail.second_read_added:
         notes.append(
             f"the second read of the query found {tail.second_read_added} conversation(s) the first missed"

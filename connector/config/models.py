@@ -245,6 +245,8 @@ class KafkaSettings(_Section):
     oversized_records: Literal["fail", "truncate"] = "fail"
     # Optional topic for range-final events and watermark heartbeats (connector.kafka.control); None: off.
     control_topic: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    # How often the watermark heartbeat goes to the control topic (range-final events go at once).
+    control_heartbeat_interval: Duration = timedelta(minutes=1)
     # repr=False: raw librdkafka properties may hold credentials (`sasl.oauthbearer.client.secret`...).
     extra: ScalarMap = Field(default_factory=dict, repr=False)
 
@@ -252,6 +254,13 @@ class KafkaSettings(_Section):
     @classmethod
     def _secret_files(cls, data: Any) -> Any:
         return read_secret_files(data, ("sasl_password", "ssl_key_password"))
+
+    @field_validator("control_heartbeat_interval")
+    @classmethod
+    def _positive_interval(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError(f"must be positive (got {format_duration(value)})")
+        return value
 
     @field_validator("bootstrap_servers")
     @classmethod

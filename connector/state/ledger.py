@@ -16,6 +16,9 @@ ordering was unstable, or that Genesys indexed the conversation late. Each late 
 sightings (`pass_counts`), to tell which pass found what. Settlement of an hour (`mark_settled`: how,
 expected, delivered, `dataAvailabilityDate`) and its report on the control topic (`mark_reported`) are
 kept per hour for the range-final events (`connector.kafka.control`).
+The conversations each hour's *settling reads* returned (`record_settling`) are kept as a set, so that
+`settle_hour` can count expected and delivered when the last of an hour's windows is read for the last
+time.
 
 Storage: its own SQLite file beside the checkpoint (`<state dir>/ledger.sqlite3`), WAL, `synchronous=NORMAL`,
 like the change store and for the same reasons - a busy org sees ~10k conversations an hour over a
@@ -83,6 +86,13 @@ _SCHEMA = (
     ) WITHOUT ROWID
     """,
     """
+    CREATE TABLE IF NOT EXISTS settling (
+        conversation_id TEXT PRIMARY KEY,
+        hour            INTEGER NOT NULL
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX IF NOT EXISTS settling_hour ON settling (hour)",
+    """
     CREATE TABLE IF NOT EXISTS hours (
         hour                   INTEGER PRIMARY KEY,
         settled_by             TEXT,
@@ -113,6 +123,10 @@ _SELECT_LATE = (
 )
 _DELETE_SIGHTINGS = """
 DELETE FROM sightings WHERE hour < ?
+   OR hour IN (SELECT hour FROM hours WHERE hour < ? AND reported_at IS NOT NULL)
+"""
+_DELETE_SETTLING = """
+DELETE FROM settling WHERE hour < ?
    OR hour IN (SELECT hour FROM hours WHERE hour < ? AND reported_at IS NOT NULL)
 """
 _DELETE_PASSES = """
@@ -448,6 +462,50 @@ class Ledger:
             self._metrics.ranges_missing_conversations.set(self.missing_in_settled())
         return HourSettlement(_hour(key), settled_by, at, expected, delivered, data_availability_date, None)
 
+    def record_settling(self, conversations: Iterable[tuple[str, datetime]]) -> None:
+        """Note conversations a *settling read* returned (the final re-scan, or the settling job).
+
+        An hour's `expected` count is the distinct conversations of that hour its settling reads returned
+        (`settle_hour`); kept here, not in memory, because an hour is read by several windows' final
+        re-scans, at different times, possibly across restarts.
+        """
+        rows = [(cid, _key(start)) for cid, start in conversations]
+        if rows:
+            self._write(
+                "write",
+                [("INSERT INTO settling (conversation_id, hour) VALUES (?, ?) ON CONFLICT DO NOTHING", rows)],
+            )
+
+    def settle_hour(
+        self, hour: datetime, *, settled_by: str, at: datetime, data_availability_date: str | None = None
+    ) -> HourSettlement:
+        """Declare `hour` final from its settling reads: expected = the distinct conversations they returned,
+        delivered = those of them Kafka acknowledged (so an extra conversation never hides a missing one)."""
+        key = _key(hour)
+        ((expected, delivered),) = self._read(
+            "SELECT COUNT(*), COUNT(s.acked_at) FROM settling AS r "
+            "LEFT JOIN sightings AS s ON s.conversation_id = r.conversation_id WHERE r.hour = ?",
+            (key,),
+        )
+        return self.mark_settled(
+            _hour(key),
+            settled_by=settled_by,
+            expected=int(expected),
+            delivered=int(delivered),
+            at=at,
+            data_availability_date=data_availability_date,
+        )
+
+    def missing_ids(self, hour: datetime) -> list[str]:
+        """Conversations the settling reads of `hour` returned that Kafka has not acknowledged."""
+        rows = self._read(
+            "SELECT r.conversation_id FROM settling AS r LEFT JOIN sightings AS s "
+            "ON s.conversation_id = r.conversation_id WHERE r.hour = ? AND s.acked_at IS NULL "
+            "ORDER BY r.conversation_id",
+            (_key(hour),),
+        )
+        return [str(r[0]) for r in rows]
+
     def mark_reported(self, hour: datetime, *, at: datetime) -> None:
         """The hour's range-final event was acknowledged by Kafka (it may now be pruned)."""
         self._write(
@@ -475,6 +533,7 @@ class Ledger:
                         _DELETE_PASSES,
                         (all_key, settled_key),
                     )
+                    conn.execute(_DELETE_SETTLING, (all_key, settled_key))
                     conn.execute(
                         "DELETE FROM hours WHERE hour < ? OR (hour < ? AND reported_at IS NOT NULL)",
                         (all_key, settled_key),

@@ -154,6 +154,29 @@ class Progress:
             pass_no += 1
         return pass_no
 
+    def is_last_pass(self, key: PassKey) -> bool:
+        """True when no pass of `key.window` follows this one: its read is the window's final (settling) read.
+
+        The last configured re-scan, or an earlier pass that started after every later one was due (the
+        rule of `complete`). False when no re-scans are configured: a first pass alone settles nothing.
+        """
+        if not self._delays:
+            return False
+        started = self._started.get(key)
+        if started is None:
+            return key.pass_no >= len(self._delays)
+        return self._first_due_after(key.window, key.pass_no + 1, started) > len(self._delays)
+
+    def pending_from(self) -> datetime | None:
+        """The earliest instant some pass may still read: before it, every window's last pass is done.
+
+        The least of the watermark, the starts of passes in flight and of scheduled re-scans (None before
+        the first window was handed out).
+        """
+        starts = [k.window.start for k in self.in_progress] + [r.window_start for r in self.rescans]
+        candidates = [*starts, *([self.watermark] if self.watermark is not None else [])]
+        return min(candidates, default=None)
+
     # ----------------------------------------------------------------------------------- changes
     def begin_first_pass(self, window: Window, now: datetime) -> PassKey:
         """Hand out the next first-pass window (it must start where the previous one ended) at `now`."""

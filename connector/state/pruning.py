@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -25,10 +26,23 @@ class PrunableStore(Protocol):
 
 
 class PruneTimer:
-    """Prunes `store` of entries older than `keep`, at most once every `interval_s` (first: at once)."""
+    """Prunes `store` of entries older than `keep`, at most once every `interval_s` (first: at once).
 
-    def __init__(self, store: PrunableStore, *, keep: timedelta, interval_s: float, clock: Clock) -> None:
+    `also` are pruned with it, in the same worker thread, with the same cutoff (the completeness ledger:
+    `connector.completeness.LedgerPruning`).
+    """
+
+    def __init__(
+        self,
+        store: PrunableStore,
+        *,
+        keep: timedelta,
+        interval_s: float,
+        clock: Clock,
+        also: Sequence[PrunableStore] = (),
+    ) -> None:
         self._store = store
+        self._also = list(also)
         self._keep = keep
         self._interval_s = interval_s
         self._clock = clock
@@ -46,7 +60,12 @@ class PruneTimer:
         """Delete entries last written before `now - keep`, off the event loop; returns how many."""
         self._next = self._clock.monotonic() + self._interval_s
         cutoff = self._clock.now() - self._keep
-        deleted = await asyncio.to_thread(self._store.prune, cutoff)
+        deleted = await asyncio.to_thread(self._prune_all, cutoff)
         if deleted:
             log.debug("change store pruned", extra={"deleted": deleted, "older_than": cutoff.isoformat()})
         return deleted
+
+    def _prune_all(self, cutoff: datetime) -> int:
+        for other in self._also:
+            other.prune(cutoff)
+        return self._store.prune(cutoff)

@@ -4,8 +4,12 @@ It starts the project's Genesys simulator (a day or two of history plus live tra
 evaluations and surveys that change conversations after they end, and a few injected 5xx/timeouts), an
 embedded Apache Kafka broker (KRaft, from the jars `make` fetched), and the connector itself; prints a
 live progress line; stops the connector after `--duration` seconds the way SIGTERM would; then reads the
-topic back and prints a reconciliation against the simulator's ground truth. Everything it started is
-stopped before it returns, and its state lives in a temporary directory unless `--state-dir` is given.
+topic back and prints a reconciliation against the simulator's ground truth, then runs
+`genesys-connector verify --read-topic` over the same range (Genesys' own answer - the data lake's jobs
+where it has the range, the query for the tail - against the topic's keys, with the completeness ledger's
+columns) and prints its table. It says CLEAN only when both agree that nothing is missing. Everything it
+started is stopped before it returns, and its state lives in a temporary directory unless `--state-dir`
+is given.
 
 Time is compressed so a short run shows the settlement re-scans at work: the simulator's post-end
 changes arrive within seconds, and the connector re-scans each window after 20 s and 60 s.
@@ -30,6 +34,7 @@ from connector.config import Settings, load_config
 from connector.metrics import ConnectorMetrics
 from connector.service import run_connector
 from connector.testbed.reconcile import Reconciliation, read_topic, reconcile
+from connector.verify import VerifyRequest, run_verify
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +90,30 @@ def main(args: argparse.Namespace) -> int:
         truth = sim.control.ground_truth(settings.windows.resolve_start(datetime.now(UTC)), watermark)
         result = reconcile(truth, read_topic(kafka.bootstrap_servers, TOPIC))
         _print_report(out, result, settings, watermark, metrics)
-        return 0 if result.clean else 1
+        start = settings.windows.resolve_start(datetime.now(UTC))
+        _say(out, "\ngenesys-connector verify --read-topic over the same range ...")
+        verified = _verify(settings, start, watermark, out)
+        return _verdict(out, result, verified)
+
+
+def _verify(settings: Settings, start: datetime, end: datetime, out: TextIO) -> int:
+    """`verify --read-topic` over `[start, end)`, with the whole budget (the connector has stopped)."""
+    genesys = settings.genesys.model_copy(update={"verify_budget_share": 1.0})
+    request = VerifyRequest(start, end, read_topic=True)
+    return asyncio.run(run_verify(settings.model_copy(update={"genesys": genesys}), request, out=out))
+
+
+def _verdict(out: TextIO, result: Reconciliation, verified: int) -> int:
+    """CLEAN only when the reconciliation and `verify` agree that nothing is missing."""
+    if result.clean and verified == 0:
+        _say(out, "CLEAN: the reconciliation and genesys-connector verify agree: nothing is missing.")
+        return 0
+    _say(
+        out,
+        f"NOT CLEAN: reconciliation {'clean' if result.clean else 'failed'}, "
+        f"verify exit code {verified} (0 = nothing missing)",
+    )
+    return 1
 
 
 @contextlib.contextmanager

@@ -2,8 +2,9 @@
 
 A real `genesys-connector run` (subprocess) delivers a bounded range of the simulator's history, with
 ties made common (`start_granularity_s`) and shuffled on every request (`unstable_tie_order`), into a
-topic. `verify` (subprocess, real HTTP, real Kafka consumer) must then exit 0 on that topic and 1 on a
-second topic holding the same messages minus a few keys, naming exactly those as missing.
+topic. `verify` (subprocess, real HTTP, real Kafka consumer) must then exit 0 on that topic - answered by
+a job (the data lake has the range), and by the tie-safe query when the data lake is pinned before it -
+and 1 on a second topic holding the same messages minus a few keys, naming exactly those as missing.
 """
 
 from __future__ import annotations
@@ -88,10 +89,22 @@ def test_verify_exits_0_on_a_complete_topic_and_1_naming_what_a_partial_one_lack
         assert complete.returncode == 0, complete.stdout + complete.stderr
         report = orjson.loads(complete.stdout)
         assert report["missing"] == 0
-        assert report["provisional"] is True
+        # the range ended three hours ago: the data lake (an hour behind) has it, a job answers
+        assert report["provisional"] is False
+        assert {part["source"] for part in report["reference"]} == {"job"}
         assert sum(p["in_genesys"] for p in report["periods"]) == len(truth)
         assert complete.stderr == ""  # progress only on a terminal
         verify_requests = sum(sim.control.counters().get("query", {}).values())
+
+        # With the data lake behind the range, the tie-safe query (read twice) is the reference: provisional.
+        sim.control.set_data_lake(pin=start)
+        by_query = verify(env, start, end, "--read-topic", "--json")
+        sim.control.set_data_lake(unpin=True)
+        assert by_query.returncode == 0, by_query.stdout + by_query.stderr
+        queried = orjson.loads(by_query.stdout)
+        assert queried["provisional"] is True
+        assert {part["source"] for part in queried["reference"]} == {"query"}
+        assert sum(p["in_genesys"] for p in queried["periods"]) == len(truth)
 
         left_out = set(sorted(truth)[:5])
         partial = create_test_topic(kafka_bootstrap, "e2e-verify-partial")
@@ -111,7 +124,7 @@ def test_verify_exits_0_on_a_complete_topic_and_1_naming_what_a_partial_one_lack
         )
         assert set(as_json["missing_ids"]) == left_out
     print(
-        f"\n[e2e] verify: {len(truth)} conversations in 2 h; Genesys reference cost {verify_requests} query "
-        f"requests (two tie-safe reads); the partial topic lacks {sorted(left_out)}"
+        f"\n[e2e] verify: {len(truth)} conversations in 2 h; Genesys reference from a job, {verify_requests} "
+        f"query requests; the partial topic lacks {sorted(left_out)}"
     )
     print(lacking.stdout)

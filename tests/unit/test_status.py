@@ -218,3 +218,26 @@ def test_last_error_written_unredacted_by_an_older_version_is_masked_when_shown(
         assert CLIENT_SECRET not in out
         assert "abc.def-1" not in out
         assert "oauth_token: attempt 2 failed; secret ***; Authorization: ***" in out
+
+
+def test_status_shows_the_ledger_per_recent_day(settings: Settings) -> None:
+    from connector.state.ledger import Ledger
+
+    write_checkpoint(settings, saved_state())
+    assert status_report(settings, clock=FakeClock(NOW))["ledger"] == {"state": "no completeness ledger yet"}
+    with Ledger(settings.checkpoint.directory) as ledger:
+        ledger.record_seen("a", T0, "first_pass", at=T0)
+        ledger.record_seen("b", T0, "rescan", at=T0)
+        ledger.record_acked([("a", T0), ("b", T0)], at=T0)
+        ledger.record_seen("c", T0 - timedelta(days=1), "follow_up", at=T0)
+        ledger.mark_settled(T0, settled_by="rescan", expected=2, delivered=2, at=T0)
+        ledger.record_seen("too-old", T0 - timedelta(days=5), "first_pass", at=T0)
+
+    report = status_report(settings, clock=FakeClock(NOW))
+
+    assert report["ledger"] == {
+        "2026-04-30": {"seen": 1, "found_late": 1, "acked": 0, "hours_settled": 0},
+        "2026-05-01": {"seen": 2, "found_late": 1, "acked": 2, "hours_settled": 1},
+    }
+    text = render_status(settings, clock=FakeClock(NOW))
+    assert "2026-05-01 seen 2 found late 1 acked 2 hours settled 1" in text

@@ -6,7 +6,7 @@ import asyncio
 import io
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -266,3 +266,44 @@ def test_progress_only_on_a_terminal() -> None:
         progress.done()
     assert pipe.getvalue() == ""
     assert "verify: Genesys read 1/2" in tty.getvalue()
+
+
+class _FakeJobs:
+    """Stands in for JobRunner.run: one page per span of the records given, noting the spans and bodies."""
+
+    def __init__(self, records: list[dict[str, str]]) -> None:
+        self.records = records
+        self.spans: list[tuple[Window, dict[str, object]]] = []
+
+    async def run(self, span: Window, body: dict[str, object]) -> AsyncIterator[object]:
+        from connector.genesys.jobs import JobPage, JobSubmitted
+
+        self.spans.append((span, body))
+        yield JobSubmitted(span, "job-1", span.start, 1)
+        yield JobPage(span, "job-1", 1, list(self.records), None, None, span.start, None)
+
+
+def test_the_job_reference_reads_whole_utc_days_and_keeps_the_window() -> None:
+    from connector.config import FilterSettings
+    from connector.verify import JobReference
+
+    day = datetime(2026, 5, 1, tzinfo=UTC)
+    records = [
+        {"conversationId": "before", "conversationStart": "2026-05-01T21:59:59.999Z"},
+        {"conversationId": "in", "conversationStart": "2026-05-01T23:30:00.000Z"},
+        {"conversationId": "after-midnight", "conversationStart": "2026-05-02T00:10:00.000Z"},
+    ]
+    jobs = _FakeJobs(records)
+    reference = JobReference(jobs, FilterSettings(), progress=lambda _text: None)  # type: ignore[arg-type]
+    window = Window(day + timedelta(hours=22), day + timedelta(days=1, hours=1))
+
+    found = asyncio.run(reference.conversations(window))
+
+    assert sorted(found) == ["after-midnight", "in"]
+    assert [span for span, _ in jobs.spans] == [
+        Window(day, day + timedelta(days=1)),
+        Window(day + timedelta(days=1), day + timedelta(days=2)),
+    ]
+    assert all(body["startOfDayIntervalMatching"] is True for _, body in jobs.spans)
+    assert reference.provisional is False
+    assert (reference.jobs, reference.pages) == (2, 2)
