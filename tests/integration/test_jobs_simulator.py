@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
+from simulated_genesys import DAY0, NOW, quiet_simulator, run_with_client, settings_for
+
 from connector.clock import FakeClock
-from connector.config import FilterSettings, Settings, load_config
-from connector.genesys.client import GenesysClient
+from connector.config import FilterSettings, Settings
 from connector.genesys.jobs import (
     JobEvent,
     JobOutcome,
@@ -30,46 +31,19 @@ from connector.genesys.jobs import (
     build_job_body,
 )
 from connector.metrics import ConnectorMetrics
-from connector.testbed.simulator import (
-    DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
-    SimulatorConfig,
-    SimulatorHandle,
-    start_simulator,
-)
+from connector.testbed.simulator import SimulatorHandle
 from connector.windows import Window
 
-DAY0 = datetime(2026, 4, 20, tzinfo=UTC)
-NOW = DAY0 + timedelta(days=6)
 DAY = Window(DAY0, DAY0 + timedelta(days=1))
 THIRDS = [Window(DAY0 + timedelta(hours=8 * i), DAY0 + timedelta(hours=8 * (i + 1))) for i in range(3)]
 
 
-@contextlib.contextmanager
-def simulator(clock: FakeClock) -> Iterator[SimulatorHandle]:
-    config = SimulatorConfig(
-        seed=11,
-        history_start=DAY0,
-        history_end=DAY.end,
-        volume_per_hour=60,
-        diurnal=False,
-        live_rate_per_minute=0,
-        clock=clock,
-    )
-    with start_simulator(config) as handle:
-        yield handle
+def simulator(clock: FakeClock) -> contextlib.AbstractContextManager[SimulatorHandle]:
+    return quiet_simulator(clock, seed=11, history_end=DAY.end, volume_per_hour=60)
 
 
 def settings(handle: SimulatorHandle, **jobs: str) -> Settings:
-    env = {
-        "GENESYS_CONNECTOR__GENESYS__API_BASE_URL": handle.base_url,
-        "GENESYS_CONNECTOR__GENESYS__LOGIN_BASE_URL": handle.login_url,
-        "GENESYS_CONNECTOR__GENESYS__CLIENT_ID": DEFAULT_CLIENT_ID,
-        "GENESYS_CONNECTOR__GENESYS__CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
-        "GENESYS_CONNECTOR__JOBS__PAGE_SIZE": "400",
-    }
-    env.update({f"GENESYS_CONNECTOR__JOBS__{k.upper()}": v for k, v in jobs.items()})
-    return load_config(None, environ=env)
+    return settings_for(handle, "JOBS", **{"page_size": "400", **jobs})
 
 
 def run(
@@ -79,13 +53,9 @@ def run(
     *,
     metrics: ConnectorMetrics | None = None,
 ) -> Any:
-    async def main() -> Any:
-        async with GenesysClient(
-            config.genesys, clock=clock, metrics=metrics or ConnectorMetrics()
-        ) as client:
-            return await action(JobRunner(client, config.jobs))
-
-    return asyncio.run(main())
+    return run_with_client(
+        config, clock, lambda client: action(JobRunner(client, config.jobs)), metrics=metrics
+    )
 
 
 def stream(runner: JobRunner, span: Window, resume: JobResume | None = None) -> AsyncIterator[JobEvent]:

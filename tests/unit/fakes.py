@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from connector.genesys.fetcher import Page, RequestTally
@@ -41,13 +41,27 @@ async def eventually(predicate: Callable[[], bool], *, timeout_s: float = 10.0, 
         await asyncio.sleep(0.005)
 
 
-class FakeFetcher:
-    """Yields the given pages per pass number; counts a request per page and one for the final empty page."""
+#: Called before each page of one pass is yielded, with its number; may raise or wait (planted trouble).
+PageHook = Callable[[int], Awaitable[None]]
 
-    def __init__(self, pages: dict[int, list[Page]]) -> None:
-        self.pages = pages
-        self.calls: list[tuple[Window, int, int]] = []
-        self.by_id: dict[str, dict[str, Any]] = {}
+
+class PassFake:
+    """What the fetcher fakes share: `fetch` with `WindowFetcher.fetch`'s signature and request tally.
+
+    A subclass says which pages a pass has (`numbered_pages`: page number and a builder called when the
+    page is yielded) and may note the start and end of a pass (`pass_started` returns the pass's page hook,
+    `pass_ended` runs however the pass ends). A request is counted per page and one for the final empty
+    page, as WindowFetcher counts; pages before `start_page` are neither counted nor yielded.
+    """
+
+    def numbered_pages(self, window: Window, pass_no: int) -> Iterable[tuple[int, Callable[[], Page]]]:
+        raise NotImplementedError
+
+    def pass_started(self, window: Window, pass_no: int, start_page: int) -> PageHook | None:
+        return None
+
+    def pass_ended(self) -> None:
+        return None
 
     async def fetch(
         self,
@@ -57,16 +71,37 @@ class FakeFetcher:
         start_page: int = 1,
         tally: RequestTally | None = None,
     ) -> AsyncIterator[Page]:
-        self.calls.append((window, pass_no, start_page))
-        for p in self.pages.get(pass_no, []):
-            if p.page_number < start_page:
-                continue
+        before_page = self.pass_started(window, pass_no, start_page)
+        try:
+            for number, build in self.numbered_pages(window, pass_no):
+                if number < start_page:
+                    continue
+                await asyncio.sleep(0)
+                if tally is not None:
+                    tally.count += 1
+                if before_page is not None:
+                    await before_page(number)
+                yield build()
             if tally is not None:
                 tally.count += 1
-            await asyncio.sleep(0)
-            yield p
-        if tally is not None:
-            tally.count += 1
+        finally:
+            self.pass_ended()
+
+
+class FakeFetcher(PassFake):
+    """Yields the given pages per pass number; counts a request per page and one for the final empty page."""
+
+    def __init__(self, pages: dict[int, list[Page]]) -> None:
+        self.pages = pages
+        self.calls: list[tuple[Window, int, int]] = []
+        self.by_id: dict[str, dict[str, Any]] = {}
+
+    def numbered_pages(self, window: Window, pass_no: int) -> Iterable[tuple[int, Callable[[], Page]]]:
+        return [(page.page_number, lambda page=page: page) for page in self.pages.get(pass_no, [])]
+
+    def pass_started(self, window: Window, pass_no: int, start_page: int) -> PageHook | None:
+        self.calls.append((window, pass_no, start_page))
+        return None
 
     async def follow_open(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Current versions by id (multi-get): whatever the test put in `by_id`, for the ids asked."""

@@ -18,14 +18,14 @@ import itertools
 import random
 import threading
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import FakePublisher
+from fakes import FakePublisher, PageHook, PassFake
 
 from connector import app
 from connector.app import Connector, LoopSettings, catching_up
@@ -37,7 +37,7 @@ from connector.errors import (
     RetriesExhaustedError,
     UpstreamUnavailableError,
 )
-from connector.genesys.fetcher import Page, RequestTally
+from connector.genesys.fetcher import Page
 from connector.genesys.ratelimit import Pacer
 from connector.health import Heartbeat
 from connector.kafka.records import HEADER_ENDED, HEADER_PASS
@@ -121,7 +121,7 @@ class Call:
 
 
 @dataclass(repr=False)
-class GridFetcher:
+class GridFetcher(PassFake):
     """One conversation every 5 minutes, `PAGE_SIZE` per page; failures and a gate can be planted.
 
     `failures[(window_start, pass_no)]` lists, attempt by attempt, `(page, error)` to raise at that page.
@@ -152,14 +152,14 @@ class GridFetcher:
             at += SPACING
         return [records[i : i + PAGE_SIZE] for i in range(0, len(records), PAGE_SIZE)]
 
-    async def fetch(
-        self,
-        window: Window,
-        pass_no: int,
-        *,
-        start_page: int = 1,
-        tally: RequestTally | None = None,
-    ) -> AsyncIterator[Page]:
+    def numbered_pages(self, window: Window, pass_no: int) -> Iterable[tuple[int, Callable[[], Page]]]:
+        def builder(number: int, chunk: list[dict[str, Any]]) -> Callable[[], Page]:
+            return lambda: Page(window, pass_no, number, chunk, self.clock.now(), None, window)
+
+        pages = enumerate(self.pages(window, pass_no), start=1)
+        return [(number, builder(number, chunk)) for number, chunk in pages]
+
+    def pass_started(self, window: Window, pass_no: int, start_page: int) -> PageHook:
         self.calls.append(Call(window, pass_no, start_page, self._mono()))
         if self.on_fetch is not None:
             self.on_fetch(window, pass_no)
@@ -167,23 +167,18 @@ class GridFetcher:
         failure = planned.popleft() if planned else None
         self.active += 1
         self.max_active = max(self.max_active, self.active)
-        try:
-            for number, chunk in enumerate(self.pages(window, pass_no), start=1):
-                if number < start_page:
-                    continue
-                await asyncio.sleep(0)
-                if tally is not None:
-                    tally.count += 1
-                if failure is not None and failure[0] == number:
-                    raise failure[1]
-                if self.gate is not None and number >= self.gate_page:
-                    self.waiting.add((window, pass_no))
-                    await self.gate.wait()
-                yield Page(window, pass_no, number, chunk, self.clock.now(), None, window)
-            if tally is not None:
-                tally.count += 1
-        finally:
-            self.active -= 1
+
+        async def before_page(number: int) -> None:
+            if failure is not None and failure[0] == number:
+                raise failure[1]
+            if self.gate is not None and number >= self.gate_page:
+                self.waiting.add((window, pass_no))
+                await self.gate.wait()
+
+        return before_page
+
+    def pass_ended(self) -> None:
+        self.active -= 1
 
     async def follow_open(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         """By id, every conversation has ended (`c-HHMM` started at HH:MM on START's day)."""
