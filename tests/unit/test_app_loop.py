@@ -444,6 +444,26 @@ def retry_loop() -> LoopSettings:
     return LoopSettings(retry_delay_s=RETRY_DELAY_S, retry_delay_max_s=1.0, checkpoint_interval_s=0.05)
 
 
+def serial_retry_world(
+    world: Callable[..., World],
+    *,
+    base_s: float,
+    max_s: float,
+    broken: Window,
+    failures: list[tuple[int, BaseException]],
+) -> World:
+    """A World on a SteppingClock whose first pass of `broken` fails as planted (`(page, error)` per attempt).
+
+    One pass at a time, and `broken` is the last window: while it waits for its retry the loop is idle,
+    so the fake time between attempts is the back-off (`base_s`, capped at `max_s`) and nothing else.
+    """
+    serial = replace(retry_loop(), max_parallel_passes=1, live_parallel_passes=1)
+    loop = replace(serial, retry_delay_s=base_s, retry_delay_max_s=max_s)
+    w = world(clock=SteppingClock(NOW, step_s=0.01), loop=loop)
+    w.fetcher.failures[(broken.start, 0)] = deque(failures)
+    return w
+
+
 def seeded_pass_retries(monkeypatch: pytest.MonkeyPatch, seed: int) -> RetryPolicy:
     """Make the loop's pass-retry policy draw from `Random(seed)`; returns a twin to predict its delays."""
     rng = random.Random(seed)
@@ -461,18 +481,10 @@ def test_pass_failing_with_a_retriable_error_is_retried_from_its_acked_page_afte
     world: Callable[..., World], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     twin = seeded_pass_retries(monkeypatch, seed=9)  # 2.3 s, then 3.7 s
-    clock = SteppingClock(NOW, step_s=0.01)
-    # One pass at a time and the failing window last: while it waits for its retry the loop is idle, so
-    # the fake time between attempts is the back-off and nothing else.
     # Delays of seconds: far above the ~0.2 fake seconds a page and the loop's own clock reads take.
-    loop = replace(
-        retry_loop(), max_parallel_passes=1, live_parallel_passes=1, retry_delay_s=5.0, retry_delay_max_s=20.0
-    )
-    w = world(clock=clock, loop=loop)
     broken = WINDOWS[3]
-    w.fetcher.failures[(broken.start, 0)] = deque(
-        (2, UpstreamUnavailableError("service unavailable", reason="http_5xx", status=503)) for _ in range(2)
-    )
+    failure = UpstreamUnavailableError("service unavailable", reason="http_5xx", status=503)
+    w = serial_retry_world(world, base_s=5.0, max_s=20.0, broken=broken, failures=[(2, failure)] * 2)
 
     w.run()
 
@@ -515,15 +527,9 @@ def test_pass_retry_delays_are_full_jitter_below_the_doubling_ceiling(
         return policy
 
     monkeypatch.setattr(app, "pass_retry_policy", recording_policy)
-    clock = SteppingClock(NOW, step_s=0.01)
-    loop = replace(
-        retry_loop(), max_parallel_passes=1, live_parallel_passes=1, retry_delay_s=1.0, retry_delay_max_s=4.0
-    )
-    w = world(clock=clock, loop=loop)
     broken = WINDOWS[3]
-    w.fetcher.failures[(broken.start, 0)] = deque(
-        (1, UpstreamUnavailableError("down", reason="5xx", status=503)) for _ in range(5)
-    )
+    failure = UpstreamUnavailableError("down", reason="5xx", status=503)
+    w = serial_retry_world(world, base_s=1.0, max_s=4.0, broken=broken, failures=[(1, failure)] * 5)
 
     w.run()
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -15,27 +13,10 @@ import pytest
 from connector.cli import main
 from connector.errors import ExitCode
 
+pytestmark = pytest.mark.usefixtures("no_connector_env")
+
 SECRET = "cli-Client-S3cret-never-printed"
 OAUTH_CONFIG = "principal=admin cli-oauthbearer-s3cret"
-
-
-@pytest.fixture(autouse=True)
-def no_connector_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only the files a test writes configure the connector."""
-    for name in list(os.environ):
-        if name.upper().startswith("GENESYS_CONNECTOR__"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def listener() -> Iterator[socket.socket]:
-    """A port that would see any connection attempt (Kafka or Genesys) while `check-config` runs."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    sock.setblocking(False)
-    yield sock
-    sock.close()
 
 
 def _config(tmp_path: Path, port: int, *, kafka: str = "", page_size: str = "50") -> Path:

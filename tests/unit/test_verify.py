@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,16 +32,11 @@ from connector.verify import (
 )
 from connector.windows import Window
 
+pytestmark = pytest.mark.usefixtures("no_connector_env")
+
 D1 = datetime(2026, 5, 1, tzinfo=UTC)
 D2 = D1 + timedelta(days=1)
 D3 = D2 + timedelta(days=1)
-
-
-@pytest.fixture(autouse=True)
-def no_connector_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("GENESYS_CONNECTOR__"):
-            monkeypatch.delenv(name)
 
 
 def at(day: datetime, hours: float) -> datetime:
@@ -171,16 +164,6 @@ def test_parse_when() -> None:
         parse_when("yesterday", now=now, name="--from")
     with pytest.raises(VerifyUsageError, match="--from must be before --to"):
         VerifyRequest(start=D2, end=D1)
-
-
-@pytest.fixture
-def listener() -> Iterator[socket.socket]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    sock.setblocking(False)
-    yield sock
-    sock.close()
 
 
 def _config(tmp_path: Path, port: int) -> Path:
