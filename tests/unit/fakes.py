@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from connector.genesys.fetcher import Page, RequestTally
@@ -26,6 +27,30 @@ def sample(metrics: ConnectorMetrics, name: str, **labels: str) -> float:
     """Current value of `genesys_connector_<name>{labels}`; 0 for a series never touched."""
     value = metrics.registry.get_sample_value(f"genesys_connector_{name}", labels)
     return 0.0 if value is None else value
+
+
+def offline_config(
+    tmp_path: Path, port: int, *, client_secret: str = "s", genesys: str = "", kafka: str = ""
+) -> Path:
+    """`tmp_path/connector.yaml` with every endpoint (Genesys API and login, Kafka) at 127.0.0.1:`port`.
+
+    `genesys` and `kafka` are YAML lines added to their sections (a `bootstrap_servers` in `kafka` replaces
+    the default); the checkpoint directory is `tmp_path/state`. Used by the command tests, which check
+    that nothing connects to `port`.
+    """
+    bootstrap = "" if "bootstrap_servers" in kafka else f"  bootstrap_servers: 127.0.0.1:{port}\n"
+    path = tmp_path / "connector.yaml"
+    path.write_text(
+        "genesys:\n"
+        f"  api_base_url: http://127.0.0.1:{port}\n"
+        f"  login_base_url: http://127.0.0.1:{port}\n"
+        "  client_id: c\n"
+        f"  client_secret: {client_secret}\n"
+        f"{genesys}"
+        f"kafka:\n{bootstrap}{kafka}"
+        f"checkpoint:\n  directory: {tmp_path / 'state'}\n"
+    )
+    return path
 
 
 async def eventually(predicate: Callable[[], bool], *, timeout_s: float = 10.0, what: str = "") -> None:

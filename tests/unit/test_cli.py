@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from fakes import offline_config
 
 from connector.cli import main
 from connector.errors import ExitCode
@@ -21,19 +22,9 @@ OAUTH_CONFIG = "principal=admin cli-oauthbearer-s3cret"
 
 def _config(tmp_path: Path, port: int, *, kafka: str = "", page_size: str = "50") -> Path:
     """A configuration whose every endpoint is `port`; `kafka` adds lines to (or overrides in) its section."""
-    bootstrap = "" if "bootstrap_servers" in kafka else f"  bootstrap_servers: 127.0.0.1:{port}\n"
-    path = tmp_path / "connector.yaml"
-    path.write_text(
-        "genesys:\n"
-        f"  api_base_url: http://127.0.0.1:{port}\n"
-        f"  login_base_url: http://127.0.0.1:{port}\n"
-        "  client_id: c\n"
-        f"  client_secret: {SECRET}\n"
-        f"  page_size: {page_size}\n"
-        f"kafka:\n{bootstrap}{kafka}"
-        f"checkpoint:\n  directory: {tmp_path / 'state'}\n"
+    return offline_config(
+        tmp_path, port, client_secret=SECRET, genesys=f"  page_size: {page_size}\n", kafka=kafka
     )
-    return path
 
 
 def _assert_no_connection(sock: socket.socket) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from fakes import offline_config
 
 from connector.cli import main
 from connector.config import load_config
@@ -167,18 +168,7 @@ def test_parse_when() -> None:
 
 
 def _config(tmp_path: Path, port: int) -> Path:
-    path = tmp_path / "connector.yaml"
-    path.write_text(
-        "genesys:\n"
-        f"  api_base_url: http://127.0.0.1:{port}\n"
-        f"  login_base_url: http://127.0.0.1:{port}\n"
-        "  client_id: c\n"
-        "  client_secret: s\n"
-        "  requests_per_minute: 600\n"
-        "  verify_budget_share: 0.05\n"
-        f"kafka:\n  bootstrap_servers: 127.0.0.1:{port}\n"
-        f"checkpoint:\n  directory: {tmp_path / 'state'}\n"
-    )
+    path = offline_config(tmp_path, port, genesys="  requests_per_minute: 600\n  verify_budget_share: 0.05\n")
     (tmp_path / "state").mkdir(exist_ok=True)
     return path
 
