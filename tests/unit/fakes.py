@@ -10,6 +10,7 @@ assert on observable state instead of on timing.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -51,6 +52,19 @@ def offline_config(
         f"checkpoint:\n  directory: {tmp_path / 'state'}\n"
     )
     return path
+
+
+def fails_with(code: int, message: str | None = None) -> Callable[..., Any]:
+    """A stand-in for an `os` call (write, fsync, replace, ...) that fails with errno `code`.
+
+    Monkeypatched over the real call to make a disk full (ENOSPC, EDQUOT), read-only (EROFS) or broken
+    (EIO) at one exact step; the message is the system's text for `code` unless given.
+    """
+
+    def fail(*args: object) -> Any:
+        raise OSError(code, message if message is not None else os.strerror(code))
+
+    return fail
 
 
 async def eventually(predicate: Callable[[], bool], *, timeout_s: float = 10.0, what: str = "") -> None:
