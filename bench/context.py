@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -90,6 +91,18 @@ class Context:
         self.kafka.create_topic(name, 3)
         return name
 
+    def env_for(
+        self, sim: Simulator, topic: str, state_dir: Path, settings: Mapping[str, str]
+    ) -> dict[str, str]:
+        """The connector's environment for a run against `sim` and this broker's `topic`."""
+        return connector_env(
+            api_url=sim.base_url,
+            bootstrap=self.kafka.bootstrap_servers,
+            topic=topic,
+            state_dir=state_dir,
+            settings=settings,
+        )
+
     def first_pass_settings(
         self, conversations: int, *, rate_limit: int, extra: dict[str, str] | None = None
     ) -> dict[str, str]:
@@ -123,13 +136,7 @@ class Context:
         """Run the connector to the end of its bounded run on a fresh topic; fail loudly if it did not."""
         topic = self.new_topic(scenario)
         state = self.workdir / f"state-{scenario}-{uuid.uuid4().hex[:6]}"
-        env = connector_env(
-            api_url=sim.base_url,
-            bootstrap=self.kafka.bootstrap_servers,
-            topic=topic,
-            state_dir=state,
-            settings=settings,
-        )
+        env = self.env_for(sim, topic, state, settings)
         sim.control.reset_counters()
         run = run_connector(
             env,

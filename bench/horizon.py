@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.context import Context, ScenarioError
-from bench.harness import LogEvents, connector_env, run_connector, simulator
+from bench.harness import LogEvents, run_connector, simulator
 from bench.profiles import RATE_WINDOW_S
 from bench.report import Row, Target
 from bench.scenarios import LoopSampler
@@ -149,13 +149,7 @@ def freshness(ctx: Context) -> tuple[list[Row], dict[str, Any]]:
         topic = ctx.new_topic("freshness")
         settings = {"WINDOWS__START": "-1d", "GENESYS__PAGE_SIZE": str(p.page_size), **p.freshness_settings}
         state_dir = ctx.workdir / f"state-freshness-{int(time.time())}"
-        env = connector_env(
-            api_url=sim.base_url,
-            bootstrap=ctx.kafka.bootstrap_servers,
-            topic=topic,
-            state_dir=state_dir,
-            settings=settings,
-        )
+        env = ctx.env_for(sim, topic, state_dir, settings)
         # The day of history is caught up first (CPU-bound: an hour or more of simulated time at x240);
         # the measured span starts once the checkpoint says it has caught up.
         stop = SimUntil(mapping, timedelta(hours=p.freshness_hours) + WARMUP, state_dir)
@@ -280,13 +274,7 @@ def downtime(ctx: Context) -> tuple[list[Row], dict[str, Any]]:
     with simulator(fields, ctx.workdir, launcher=command(mapping, "simulator")) as sim:
         topic = ctx.new_topic("downtime")
         settings = {"WINDOWS__START": "-1m", "GENESYS__PAGE_SIZE": str(p.page_size)}
-        env = connector_env(
-            api_url=sim.base_url,
-            bootstrap=ctx.kafka.bootstrap_servers,
-            topic=topic,
-            state_dir=state_dir,
-            settings=settings,
-        )
+        env = ctx.env_for(sim, topic, state_dir, settings)
         accel = command(mapping, "connector")
         before = SimUntil(mapping, timedelta(hours=p.downtime_before_h))
         first = run_connector(

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.context import Context, ScenarioError
-from bench.harness import LogEvents, Simulator, connector_env, run_connector, scrape, simulator
+from bench.harness import LogEvents, Simulator, run_connector, scrape, simulator
 from bench.profiles import RATE_WINDOW_S
 from bench.report import Row, Target
 
@@ -178,13 +178,7 @@ def live(ctx: Context) -> tuple[list[Row], dict[str, Any]]:
     }
     with simulator(fields, ctx.workdir) as sim:
         topic = ctx.new_topic("live")
-        env = connector_env(
-            api_url=sim.base_url,
-            bootstrap=ctx.kafka.bootstrap_servers,
-            topic=topic,
-            state_dir=ctx.workdir / f"state-live-{int(time.time())}",
-            settings=settings,
-        )
+        env = ctx.env_for(sim, topic, ctx.workdir / f"state-live-{int(time.time())}", settings)
         sim.control.reset_counters()
         monitor = LiveMonitor(sim, p.live_warmup_s, p.live_steady_s, p.storm, p.storm_observe_s)
         budget = p.live_warmup_s + p.live_steady_s + STORM_TIMEOUT_S + p.storm_observe_s + 60

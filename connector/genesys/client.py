@@ -33,7 +33,6 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 import httpx
@@ -55,6 +54,7 @@ from connector.errors import (
     describe_exception,
 )
 from connector.genesys.auth import TokenProvider
+from connector.genesys.jobstate import JobState as JobState  # re-exported: jobs.py and tests read it here
 from connector.genesys.pagination import PaginationCapReached
 from connector.genesys.ratelimit import Pacer
 from connector.metrics import ConnectorMetrics
@@ -535,21 +535,6 @@ def _check_query_shape(result: Any, endpoint: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------- job models
-class JobState(StrEnum):
-    """`AsyncQueryStatus.state` (genesys-api.md §2.3)."""
-
-    QUEUED = "QUEUED"
-    PENDING = "PENDING"
-    FULFILLED = "FULFILLED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    EXPIRED = "EXPIRED"
-
-    @property
-    def running(self) -> bool:
-        return self in (JobState.QUEUED, JobState.PENDING)
-
-
 @dataclass(frozen=True)
 class JobStatus:
     """A job's status; dates are None when Genesys left them out."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from connector.errors import BrokerError
 
@@ -35,6 +35,36 @@ def read_topic_starts(
     `settings` are librdkafka consumer settings (`connector.librdkafka.consumer_settings`). Raises
     BrokerError when the topic does not exist or a partition cannot be read within `timeout_s` of silence.
     """
+    out: dict[str, datetime | None] = {}
+
+    def keep(msg: Message) -> None:
+        key = msg.key()
+        if key is not None:
+            cid = key.decode() if isinstance(key, bytes) else str(key)
+            start = conversation_start(msg.value())
+            if start is not None or cid not in out:
+                out[cid] = start
+
+    read_to_watermark(settings, topic, keep, timeout_s=timeout_s, progress=progress)
+    return out
+
+
+def read_to_watermark(
+    settings: Mapping[str, SettingValue],
+    topic: str,
+    on_message: Callable[[Message], None],
+    *,
+    timeout_s: float,
+    progress: Progress | None = None,
+) -> None:
+    """Hand every message of `topic`, from the beginning up to the high watermarks at call time, to
+    `on_message` (in offset order within a partition), with a throw-away consumer group.
+
+    Shared by `verify --read-topic` and the test bed's reconciliation, so both read a topic the same way.
+    `settings` are librdkafka consumer settings with `enable.partition.eof`; a missing `group.id` gets a
+    fresh one. Raises BrokerError when the topic does not exist or a partition cannot be read within
+    `timeout_s` of silence.
+    """
     consumer = Consumer({**settings, "group.id": str(settings.get("group.id") or f"verify-{uuid.uuid4()}")})
     try:
         metadata = consumer.list_topics(topic, timeout=timeout_s)
@@ -44,21 +74,29 @@ def read_topic_starts(
         ends = {p: _high_watermark(consumer, TopicPartition(topic, p), timeout_s) for p in found.partitions}
         todo = {p for p, end in ends.items() if end > 0}
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(found.partitions)])
-        return _drain(consumer, ends, todo, timeout_s, progress)
+        _drain(consumer, ends, todo, timeout_s, on_message, progress)
     except KafkaException as exc:
         raise BrokerError(f"reading topic {topic!r} failed: {exc}") from None
     finally:
         consumer.close()
 
 
+#: Answers while a new topic's partition leadership settles; librdkafka does not flag them retriable here.
+_SETTLING = frozenset(
+    {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART}
+)
+
+
 def _high_watermark(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> int:
+    """The partition's end offset; retries while leadership settles (e.g. right after topic creation)."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             return int(consumer.get_watermark_offsets(tp, timeout=timeout_s)[1])
         except KafkaException as exc:
             error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-            if error is None or not error.retriable() or time.monotonic() > deadline:
+            settling = error is not None and (error.retriable() or error.code() in _SETTLING)
+            if not settling or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)  # leadership settling: retry until the deadline
 
@@ -68,9 +106,9 @@ def _drain(
     ends: dict[int, int],
     todo: set[int],
     timeout_s: float,
+    on_message: Callable[[Message], None],
     progress: Progress | None,
-) -> dict[str, datetime | None]:
-    out: dict[str, datetime | None] = {}
+) -> None:
     total = sum(ends.values())
     read, silent_since = 0, time.monotonic()
     while todo:
@@ -92,17 +130,11 @@ def _drain(
                 todo.discard(partition)
                 continue
             read += 1
-            key = msg.key()
-            if key is not None:
-                cid = key.decode() if isinstance(key, bytes) else str(key)
-                start = conversation_start(msg.value())
-                if start is not None or cid not in out:
-                    out[cid] = start
+            on_message(msg)
             if offset + 1 >= ends[partition]:
                 todo.discard(partition)
         if progress is not None:
             progress(read, total)
-    return out
 
 
 def conversation_start(value: object) -> datetime | None:

@@ -13,16 +13,16 @@ same way:
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Message
 
 from connector.kafka.records import HEADER_CONTENT_HASH, content_hash
+from connector.kafka.topickeys import SettingValue, read_to_watermark
 
 
 @dataclass(frozen=True)
@@ -41,74 +41,34 @@ class TopicMessage:
 
 
 def read_topic(bootstrap_servers: str, topic: str, *, timeout_s: float = 30.0) -> list[TopicMessage]:
-    """Every message of `topic` from the beginning up to the end offsets at call time, in offset order."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"reconcile-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    try:
-        metadata = consumer.list_topics(topic, timeout=timeout_s)
-        partitions = sorted(metadata.topics[topic].partitions)
-        ends = {p: _high_watermark(consumer, TopicPartition(topic, p), timeout_s) for p in partitions}
-        todo = {p for p, end in ends.items() if end > 0}
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        return _drain(consumer, ends, todo, timeout_s)
-    finally:
-        consumer.close()
+    """Every message of `topic` from the beginning up to the end offsets at call time, in offset order.
 
-
-#: Answers while a new topic's partition leadership settles; librdkafka does not flag them retriable here.
-_SETTLING = frozenset(
-    {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART}
-)
-
-
-def _high_watermark(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> int:
-    """The partition's end offset; retries while leadership settles (e.g. right after topic creation)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return int(consumer.get_watermark_offsets(tp, timeout=timeout_s)[1])
-        except KafkaException as exc:
-            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-            settling = error is not None and (error.retriable() or error.code() in _SETTLING)
-            if not settling or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
-def _drain(consumer: Consumer, ends: dict[int, int], todo: set[int], timeout_s: float) -> list[TopicMessage]:
+    Read as `verify --read-topic` reads (`connector.kafka.topickeys.read_to_watermark`), keeping whole
+    messages. Raises BrokerError when the topic does not exist or cannot be read.
+    """
     out: list[TopicMessage] = []
-    idle = 0.0
-    while todo and idle < timeout_s:
-        msg = consumer.poll(1.0)
-        if msg is None:
-            idle += 1.0
-            continue
-        idle = 0.0
-        err = msg.error()
-        if err is not None:
-            if err.code() == KafkaError._PARTITION_EOF:
-                todo.discard(int(msg.partition() or 0))
-                continue
-            raise RuntimeError(f"reading the topic failed: {err}")
-        partition, offset = int(msg.partition() or 0), int(msg.offset() or 0)
+
+    def keep(msg: Message) -> None:
         headers = {str(h[0]): _text(h[1]) for h in (msg.headers() or [])}
         value = msg.value()
         out.append(
             TopicMessage(
-                _text(msg.key()), value if isinstance(value, bytes) else b"", headers, partition, offset
+                _text(msg.key()),
+                value if isinstance(value, bytes) else b"",
+                headers,
+                int(msg.partition() or 0),
+                int(msg.offset() or 0),
             )
         )
-        if offset + 1 >= ends[partition]:
-            todo.discard(partition)
-    if todo:
-        raise RuntimeError(f"timed out reading partitions {sorted(todo)} of the topic")
+
+    settings: dict[str, SettingValue] = {
+        "bootstrap.servers": bootstrap_servers,
+        "group.id": f"reconcile-{uuid.uuid4()}",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+    }
+    read_to_watermark(settings, topic, keep, timeout_s=timeout_s)
     return out
 
 

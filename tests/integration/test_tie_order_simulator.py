@@ -12,41 +12,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
+from simulated_genesys import DAY0, NOW, quiet_simulator, settings_for
+
 from connector.clock import FakeClock
-from connector.config import Settings, load_config
+from connector.config import Settings
 from connector.genesys.client import GenesysClient
 from connector.genesys.fetcher import RequestTally, WindowFetcher
 from connector.genesys.pagination import PagedQuery
 from connector.metrics import ConnectorMetrics
-from connector.testbed.simulator import (
-    DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
-    SimulatorConfig,
-    SimulatorHandle,
-    start_simulator,
-)
 from connector.windows import Window
 
-DAY0 = datetime(2026, 4, 20, tzinfo=UTC)
-NOW = DAY0 + timedelta(days=6)
 WINDOW = Window(DAY0, DAY0 + timedelta(hours=3))  # from UTC midnight: exactly the conversations started in it
 PAGE_SIZE = 25
-
-
-def settings(handle: SimulatorHandle) -> Settings:
-    return load_config(
-        None,
-        environ={
-            "GENESYS_CONNECTOR__GENESYS__API_BASE_URL": handle.base_url,
-            "GENESYS_CONNECTOR__GENESYS__LOGIN_BASE_URL": handle.login_url,
-            "GENESYS_CONNECTOR__GENESYS__CLIENT_ID": DEFAULT_CLIENT_ID,
-            "GENESYS_CONNECTOR__GENESYS__CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
-            "GENESYS_CONNECTOR__GENESYS__PAGE_SIZE": str(PAGE_SIZE),
-        },
-    )
 
 
 async def first_pass(config: Settings, clock: FakeClock, *, tie_safe: bool) -> tuple[set[str], int, int]:
@@ -83,21 +63,17 @@ async def first_pass(config: Settings, clock: FakeClock, *, tie_safe: bool) -> t
 
 def test_unstable_tie_order_across_many_page_boundaries_misses_nothing() -> None:
     clock = FakeClock(NOW)
-    config = SimulatorConfig(
+    with quiet_simulator(
+        clock,
         seed=11,
-        history_start=DAY0,
         history_end=DAY0 + timedelta(hours=4),
         volume_per_hour=600,
-        diurnal=False,
-        live_rate_per_minute=0,
-        clock=clock,
         unstable_tie_order=True,
         start_granularity_s=60,
         rate_limit=100_000,
-    )
-    with start_simulator(config) as sim:
+    ) as sim:
         truth = set(sim.control.ground_truth(WINDOW.start, WINDOW.end))
-        cfg = settings(sim)
+        cfg = settings_for(sim, page_size=str(PAGE_SIZE))
         plain_ids, plain_requests, pages = asyncio.run(first_pass(cfg, clock, tie_safe=False))
         safe_ids, safe_requests, _ = asyncio.run(first_pass(cfg, clock, tie_safe=True))
 

@@ -10,9 +10,11 @@ assert on observable state instead of on timing.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from connector.genesys.fetcher import Page, RequestTally
@@ -28,6 +30,43 @@ def sample(metrics: ConnectorMetrics, name: str, **labels: str) -> float:
     return 0.0 if value is None else value
 
 
+def offline_config(
+    tmp_path: Path, port: int, *, client_secret: str = "s", genesys: str = "", kafka: str = ""
+) -> Path:
+    """`tmp_path/connector.yaml` with every endpoint (Genesys API and login, Kafka) at 127.0.0.1:`port`.
+
+    `genesys` and `kafka` are YAML lines added to their sections (a `bootstrap_servers` in `kafka` replaces
+    the default); the checkpoint directory is `tmp_path/state`. Used by the command tests, which check
+    that nothing connects to `port`.
+    """
+    bootstrap = "" if "bootstrap_servers" in kafka else f"  bootstrap_servers: 127.0.0.1:{port}\n"
+    path = tmp_path / "connector.yaml"
+    path.write_text(
+        "genesys:\n"
+        f"  api_base_url: http://127.0.0.1:{port}\n"
+        f"  login_base_url: http://127.0.0.1:{port}\n"
+        "  client_id: c\n"
+        f"  client_secret: {client_secret}\n"
+        f"{genesys}"
+        f"kafka:\n{bootstrap}{kafka}"
+        f"checkpoint:\n  directory: {tmp_path / 'state'}\n"
+    )
+    return path
+
+
+def fails_with(code: int, message: str | None = None) -> Callable[..., Any]:
+    """A stand-in for an `os` call (write, fsync, replace, ...) that fails with errno `code`.
+
+    Monkeypatched over the real call to make a disk full (ENOSPC, EDQUOT), read-only (EROFS) or broken
+    (EIO) at one exact step; the message is the system's text for `code` unless given.
+    """
+
+    def fail(*args: object) -> Any:
+        raise OSError(code, message if message is not None else os.strerror(code))
+
+    return fail
+
+
 async def eventually(predicate: Callable[[], bool], *, timeout_s: float = 10.0, what: str = "") -> None:
     """Yield to the event loop (and to threads) until `predicate()` holds; fail after `timeout_s`.
 
@@ -41,13 +80,27 @@ async def eventually(predicate: Callable[[], bool], *, timeout_s: float = 10.0, 
         await asyncio.sleep(0.005)
 
 
-class FakeFetcher:
-    """Yields the given pages per pass number; counts a request per page and one for the final empty page."""
+#: Called before each page of one pass is yielded, with its number; may raise or wait (planted trouble).
+PageHook = Callable[[int], Awaitable[None]]
 
-    def __init__(self, pages: dict[int, list[Page]]) -> None:
-        self.pages = pages
-        self.calls: list[tuple[Window, int, int]] = []
-        self.by_id: dict[str, dict[str, Any]] = {}
+
+class PassFake:
+    """What the fetcher fakes share: `fetch` with `WindowFetcher.fetch`'s signature and request tally.
+
+    A subclass says which pages a pass has (`numbered_pages`: page number and a builder called when the
+    page is yielded) and may note the start and end of a pass (`pass_started` returns the pass's page hook,
+    `pass_ended` runs however the pass ends). A request is counted per page and one for the final empty
+    page, as WindowFetcher counts; pages before `start_page` are neither counted nor yielded.
+    """
+
+    def numbered_pages(self, window: Window, pass_no: int) -> Iterable[tuple[int, Callable[[], Page]]]:
+        raise NotImplementedError
+
+    def pass_started(self, window: Window, pass_no: int, start_page: int) -> PageHook | None:
+        return None
+
+    def pass_ended(self) -> None:
+        return None
 
     async def fetch(
         self,
@@ -57,16 +110,37 @@ class FakeFetcher:
         start_page: int = 1,
         tally: RequestTally | None = None,
     ) -> AsyncIterator[Page]:
-        self.calls.append((window, pass_no, start_page))
-        for p in self.pages.get(pass_no, []):
-            if p.page_number < start_page:
-                continue
+        before_page = self.pass_started(window, pass_no, start_page)
+        try:
+            for number, build in self.numbered_pages(window, pass_no):
+                if number < start_page:
+                    continue
+                await asyncio.sleep(0)
+                if tally is not None:
+                    tally.count += 1
+                if before_page is not None:
+                    await before_page(number)
+                yield build()
             if tally is not None:
                 tally.count += 1
-            await asyncio.sleep(0)
-            yield p
-        if tally is not None:
-            tally.count += 1
+        finally:
+            self.pass_ended()
+
+
+class FakeFetcher(PassFake):
+    """Yields the given pages per pass number; counts a request per page and one for the final empty page."""
+
+    def __init__(self, pages: dict[int, list[Page]]) -> None:
+        self.pages = pages
+        self.calls: list[tuple[Window, int, int]] = []
+        self.by_id: dict[str, dict[str, Any]] = {}
+
+    def numbered_pages(self, window: Window, pass_no: int) -> Iterable[tuple[int, Callable[[], Page]]]:
+        return [(page.page_number, lambda page=page: page) for page in self.pages.get(pass_no, [])]
+
+    def pass_started(self, window: Window, pass_no: int, start_page: int) -> PageHook | None:
+        self.calls.append((window, pass_no, start_page))
+        return None
 
     async def follow_open(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Current versions by id (multi-get): whatever the test put in `by_id`, for the ids asked."""

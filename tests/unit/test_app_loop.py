@@ -18,14 +18,14 @@ import itertools
 import random
 import threading
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import FakePublisher
+from fakes import FakePublisher, PageHook, PassFake
 
 from connector import app
 from connector.app import Connector, LoopSettings, catching_up
@@ -37,7 +37,7 @@ from connector.errors import (
     RetriesExhaustedError,
     UpstreamUnavailableError,
 )
-from connector.genesys.fetcher import Page, RequestTally
+from connector.genesys.fetcher import Page
 from connector.genesys.ratelimit import Pacer
 from connector.health import Heartbeat
 from connector.kafka.records import HEADER_ENDED, HEADER_PASS
@@ -121,7 +121,7 @@ class Call:
 
 
 @dataclass(repr=False)
-class GridFetcher:
+class GridFetcher(PassFake):
     """One conversation every 5 minutes, `PAGE_SIZE` per page; failures and a gate can be planted.
 
     `failures[(window_start, pass_no)]` lists, attempt by attempt, `(page, error)` to raise at that page.
@@ -152,14 +152,14 @@ class GridFetcher:
             at += SPACING
         return [records[i : i + PAGE_SIZE] for i in range(0, len(records), PAGE_SIZE)]
 
-    async def fetch(
-        self,
-        window: Window,
-        pass_no: int,
-        *,
-        start_page: int = 1,
-        tally: RequestTally | None = None,
-    ) -> AsyncIterator[Page]:
+    def numbered_pages(self, window: Window, pass_no: int) -> Iterable[tuple[int, Callable[[], Page]]]:
+        def builder(number: int, chunk: list[dict[str, Any]]) -> Callable[[], Page]:
+            return lambda: Page(window, pass_no, number, chunk, self.clock.now(), None, window)
+
+        pages = enumerate(self.pages(window, pass_no), start=1)
+        return [(number, builder(number, chunk)) for number, chunk in pages]
+
+    def pass_started(self, window: Window, pass_no: int, start_page: int) -> PageHook:
         self.calls.append(Call(window, pass_no, start_page, self._mono()))
         if self.on_fetch is not None:
             self.on_fetch(window, pass_no)
@@ -167,23 +167,18 @@ class GridFetcher:
         failure = planned.popleft() if planned else None
         self.active += 1
         self.max_active = max(self.max_active, self.active)
-        try:
-            for number, chunk in enumerate(self.pages(window, pass_no), start=1):
-                if number < start_page:
-                    continue
-                await asyncio.sleep(0)
-                if tally is not None:
-                    tally.count += 1
-                if failure is not None and failure[0] == number:
-                    raise failure[1]
-                if self.gate is not None and number >= self.gate_page:
-                    self.waiting.add((window, pass_no))
-                    await self.gate.wait()
-                yield Page(window, pass_no, number, chunk, self.clock.now(), None, window)
-            if tally is not None:
-                tally.count += 1
-        finally:
-            self.active -= 1
+
+        async def before_page(number: int) -> None:
+            if failure is not None and failure[0] == number:
+                raise failure[1]
+            if self.gate is not None and number >= self.gate_page:
+                self.waiting.add((window, pass_no))
+                await self.gate.wait()
+
+        return before_page
+
+    def pass_ended(self) -> None:
+        self.active -= 1
 
     async def follow_open(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         """By id, every conversation has ended (`c-HHMM` started at HH:MM on START's day)."""
@@ -449,6 +444,26 @@ def retry_loop() -> LoopSettings:
     return LoopSettings(retry_delay_s=RETRY_DELAY_S, retry_delay_max_s=1.0, checkpoint_interval_s=0.05)
 
 
+def serial_retry_world(
+    world: Callable[..., World],
+    *,
+    base_s: float,
+    max_s: float,
+    broken: Window,
+    failures: list[tuple[int, BaseException]],
+) -> World:
+    """A World on a SteppingClock whose first pass of `broken` fails as planted (`(page, error)` per attempt).
+
+    One pass at a time, and `broken` is the last window: while it waits for its retry the loop is idle,
+    so the fake time between attempts is the back-off (`base_s`, capped at `max_s`) and nothing else.
+    """
+    serial = replace(retry_loop(), max_parallel_passes=1, live_parallel_passes=1)
+    loop = replace(serial, retry_delay_s=base_s, retry_delay_max_s=max_s)
+    w = world(clock=SteppingClock(NOW, step_s=0.01), loop=loop)
+    w.fetcher.failures[(broken.start, 0)] = deque(failures)
+    return w
+
+
 def seeded_pass_retries(monkeypatch: pytest.MonkeyPatch, seed: int) -> RetryPolicy:
     """Make the loop's pass-retry policy draw from `Random(seed)`; returns a twin to predict its delays."""
     rng = random.Random(seed)
@@ -466,18 +481,10 @@ def test_pass_failing_with_a_retriable_error_is_retried_from_its_acked_page_afte
     world: Callable[..., World], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     twin = seeded_pass_retries(monkeypatch, seed=9)  # 2.3 s, then 3.7 s
-    clock = SteppingClock(NOW, step_s=0.01)
-    # One pass at a time and the failing window last: while it waits for its retry the loop is idle, so
-    # the fake time between attempts is the back-off and nothing else.
     # Delays of seconds: far above the ~0.2 fake seconds a page and the loop's own clock reads take.
-    loop = replace(
-        retry_loop(), max_parallel_passes=1, live_parallel_passes=1, retry_delay_s=5.0, retry_delay_max_s=20.0
-    )
-    w = world(clock=clock, loop=loop)
     broken = WINDOWS[3]
-    w.fetcher.failures[(broken.start, 0)] = deque(
-        (2, UpstreamUnavailableError("service unavailable", reason="http_5xx", status=503)) for _ in range(2)
-    )
+    failure = UpstreamUnavailableError("service unavailable", reason="http_5xx", status=503)
+    w = serial_retry_world(world, base_s=5.0, max_s=20.0, broken=broken, failures=[(2, failure)] * 2)
 
     w.run()
 
@@ -520,15 +527,9 @@ def test_pass_retry_delays_are_full_jitter_below_the_doubling_ceiling(
         return policy
 
     monkeypatch.setattr(app, "pass_retry_policy", recording_policy)
-    clock = SteppingClock(NOW, step_s=0.01)
-    loop = replace(
-        retry_loop(), max_parallel_passes=1, live_parallel_passes=1, retry_delay_s=1.0, retry_delay_max_s=4.0
-    )
-    w = world(clock=clock, loop=loop)
     broken = WINDOWS[3]
-    w.fetcher.failures[(broken.start, 0)] = deque(
-        (1, UpstreamUnavailableError("down", reason="5xx", status=503)) for _ in range(5)
-    )
+    failure = UpstreamUnavailableError("down", reason="5xx", status=503)
+    w = serial_retry_world(world, base_s=1.0, max_s=4.0, broken=broken, failures=[(1, failure)] * 5)
 
     w.run()
 

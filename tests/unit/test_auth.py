@@ -50,20 +50,27 @@ def sample(metrics: ConnectorMetrics, name: str, labels: dict[str, str] | None =
     return metrics.registry.get_sample_value("genesys_connector_" + name, labels or {})
 
 
+def tokens_around(tokens: TokenProvider, clock: FakeClock, *, refresh_s: int) -> list[str]:
+    """The token asked for at once, one second before `refresh_s` (virtual) and at `refresh_s`."""
+
+    async def scenario() -> list[str]:
+        seen = [await tokens.token()]
+        clock.advance(refresh_s - 1)
+        seen.append(await tokens.token())
+        clock.advance(1)
+        seen.append(await tokens.token())
+        return seen
+
+    return asyncio.run(scenario())
+
+
 def test_token_is_cached_and_refreshed_proactively() -> None:
     clock, metrics = FakeClock(), ConnectorMetrics()
     endpoint = FakeTokenEndpoint(clock, expires_in=1000)
     tokens = provider(clock, endpoint, metrics)
 
-    async def scenario() -> list[str]:
-        seen = [await tokens.token()]
-        clock.advance(849)
-        seen.append(await tokens.token())  # 84.9 % of its life: still the same token
-        clock.advance(1)
-        seen.append(await tokens.token())  # 85 %: replaced before it expires
-        return seen
-
-    assert asyncio.run(scenario()) == ["tok-1", "tok-1", "tok-2"]
+    # At 84.9 % of its life still the same token; at 85 % replaced before it expires.
+    assert tokens_around(tokens, clock, refresh_s=850) == ["tok-1", "tok-1", "tok-2"]
     assert endpoint.calls == 2
     assert sample(metrics, "oauth_token_requests_total", {"result": "success"}) == 2
     expiry = sample(metrics, "oauth_token_expiry_timestamp_seconds")
@@ -75,15 +82,7 @@ def test_short_lived_tokens_are_refreshed_a_minute_early() -> None:
     endpoint = FakeTokenEndpoint(clock, expires_in=300)
     tokens = provider(clock, endpoint, metrics)
 
-    async def scenario() -> list[str]:
-        seen = [await tokens.token()]
-        clock.advance(239)
-        seen.append(await tokens.token())
-        clock.advance(1)
-        seen.append(await tokens.token())
-        return seen
-
-    assert asyncio.run(scenario()) == ["tok-1", "tok-1", "tok-2"]
+    assert tokens_around(tokens, clock, refresh_s=240) == ["tok-1", "tok-1", "tok-2"]
     assert tokens.has_valid_token()
 
 

@@ -178,12 +178,17 @@ def test_damaged_database_is_detected_on_open(tmp_path: Path) -> None:
         ChangeStore(tmp_path)
 
 
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
+def altered_store(tmp_path: Path, sql: str, *, rows: int) -> None:
+    """A change store with `rows` entries, then `sql` run on its file behind its back (another version)."""
     with ChangeStore(tmp_path) as s:
-        s.put_many(items(1), seen_at=T0)
+        s.put_many(items(rows), seen_at=T0)
     raw = sqlite3.connect(tmp_path / CHANGES_FILE)
-    raw.execute("PRAGMA user_version=2")
+    raw.execute(sql)
     raw.close()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    altered_store(tmp_path, "PRAGMA user_version=2", rows=1)
     with pytest.raises(CheckpointError, match=r"newer connector \(schema 2"):
         ChangeStore(tmp_path)
 
@@ -229,11 +234,7 @@ def test_prune_finds_its_rows_through_the_last_seen_index(store: ChangeStore, tm
 
 
 def test_a_store_written_before_the_index_gains_it_on_open(tmp_path: Path) -> None:
-    with ChangeStore(tmp_path) as s:
-        s.put_many(items(3), seen_at=T0)
-    raw = sqlite3.connect(tmp_path / CHANGES_FILE)
-    raw.execute("DROP INDEX changes_last_seen")
-    raw.close()
+    altered_store(tmp_path, "DROP INDEX changes_last_seen", rows=3)
     with ChangeStore(tmp_path) as s:
         assert s.prune(T0 + timedelta(seconds=1)) == 3
     raw = sqlite3.connect(tmp_path / CHANGES_FILE)

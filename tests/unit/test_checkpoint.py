@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from fakes import fails_with
 
 from connector.clock import FakeClock
 from connector.errors import CheckpointError, StateDirectoryFullError
@@ -151,9 +152,7 @@ def test_crash_between_temp_write_and_rename_keeps_old_checkpoint(
     old = store.save(full_state())
     before = store.path.read_bytes()
 
-    def crash(src: object, dst: object) -> None:
-        raise OSError(errno.EIO, "simulated crash before rename")
-
+    crash = fails_with(errno.EIO, "simulated crash before rename")
     monkeypatch.setattr(checkpoint_module.os, "replace", crash)
     with pytest.raises(CheckpointError, match="cannot commit checkpoint"):
         store.save(CheckpointState(watermark=T0 + timedelta(days=1)))
@@ -176,10 +175,7 @@ def test_disk_full_keeps_previous_checkpoint(
     old = store.save(full_state())
     before = store.path.read_bytes()
 
-    def no_space(fd: int, data: object) -> int:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(checkpoint_module.os, "write", no_space)
+    monkeypatch.setattr(checkpoint_module.os, "write", fails_with(errno.ENOSPC))
     with pytest.raises(StateDirectoryFullError, match=r"^state directory full: ") as info:
         store.save(CheckpointState())
     monkeypatch.undo()
@@ -196,10 +192,7 @@ def test_fsync_failure_keeps_previous_checkpoint(
     store.save(full_state())
     before = store.path.read_bytes()
 
-    def failing_fsync(fd: int) -> None:
-        raise OSError(errno.EIO, os.strerror(errno.EIO))
-
-    monkeypatch.setattr(checkpoint_module.os, "fsync", failing_fsync)
+    monkeypatch.setattr(checkpoint_module.os, "fsync", fails_with(errno.EIO))
     with pytest.raises(CheckpointError, match="EIO"):
         store.save(CheckpointState())
     monkeypatch.undo()

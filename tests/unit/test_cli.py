@@ -2,57 +2,29 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
+from fakes import offline_config
 
 from connector.cli import main
 from connector.errors import ExitCode
+
+pytestmark = pytest.mark.usefixtures("no_connector_env")
 
 SECRET = "cli-Client-S3cret-never-printed"
 OAUTH_CONFIG = "principal=admin cli-oauthbearer-s3cret"
 
 
-@pytest.fixture(autouse=True)
-def no_connector_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only the files a test writes configure the connector."""
-    for name in list(os.environ):
-        if name.upper().startswith("GENESYS_CONNECTOR__"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def listener() -> Iterator[socket.socket]:
-    """A port that would see any connection attempt (Kafka or Genesys) while `check-config` runs."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    sock.setblocking(False)
-    yield sock
-    sock.close()
-
-
 def _config(tmp_path: Path, port: int, *, kafka: str = "", page_size: str = "50") -> Path:
     """A configuration whose every endpoint is `port`; `kafka` adds lines to (or overrides in) its section."""
-    bootstrap = "" if "bootstrap_servers" in kafka else f"  bootstrap_servers: 127.0.0.1:{port}\n"
-    path = tmp_path / "connector.yaml"
-    path.write_text(
-        "genesys:\n"
-        f"  api_base_url: http://127.0.0.1:{port}\n"
-        f"  login_base_url: http://127.0.0.1:{port}\n"
-        "  client_id: c\n"
-        f"  client_secret: {SECRET}\n"
-        f"  page_size: {page_size}\n"
-        f"kafka:\n{bootstrap}{kafka}"
-        f"checkpoint:\n  directory: {tmp_path / 'state'}\n"
+    return offline_config(
+        tmp_path, port, client_secret=SECRET, genesys=f"  page_size: {page_size}\n", kafka=kafka
     )
-    return path
 
 
 def _assert_no_connection(sock: socket.socket) -> None:

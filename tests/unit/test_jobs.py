@@ -17,9 +17,10 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from job_events import job_events, job_stream, pages
 
 from connector.clock import FakeClock, format_instant
-from connector.config import FilterSettings, GenesysSettings, JobsSettings
+from connector.config import GenesysSettings, JobsSettings
 from connector.errors import (
     ApiContractError,
     JobCapacityError,
@@ -38,12 +39,10 @@ from connector.genesys.client import (
 from connector.genesys.jobs import (
     JobEvent,
     JobOutcome,
-    JobPage,
     JobRestarted,
     JobResume,
     JobRunner,
     JobSubmitted,
-    build_job_body,
     in_span,
 )
 from connector.metrics import ConnectorMetrics
@@ -209,17 +208,11 @@ def collect(
     span: Window = SPAN, resume: JobResume | None = None
 ) -> Callable[[JobRunner], Awaitable[list[JobEvent]]]:
     async def action(runner: JobRunner) -> list[JobEvent]:
-        events: list[JobEvent] = []
-        async for event in runner.run(span, build_job_body(span, FilterSettings()), resume=resume):
-            events.append(event)
+        events = await job_events(runner, span, resume=resume)
         assert runner.in_flight == 0
         return events
 
     return action
-
-
-def pages(events: list[JobEvent]) -> list[JobPage]:
-    return [e for e in events if isinstance(e, JobPage)]
 
 
 def delivered_ids(events: list[JobEvent]) -> list[str]:
@@ -357,7 +350,7 @@ def test_our_own_jobs_never_exceed_max_concurrent() -> None:
 
     async def action(runner: JobRunner) -> None:
         async def one(span: Window) -> None:
-            async for _ in runner.run(span, build_job_body(span, FilterSettings())):
+            async for _ in job_stream(runner, span):
                 running.append(sum(1 for j in api.jobs.values() if j.state in ("QUEUED", "PENDING")))
 
         await asyncio.gather(*(one(s) for s in spans))
@@ -371,14 +364,14 @@ def test_closing_the_stream_mid_job_frees_its_slot_and_leaves_the_job_for_a_resu
     api = FakeJobsApi([record(n) for n in range(5)])
 
     async def action(runner: JobRunner) -> list[JobEvent]:
-        events = runner.run(SPAN, build_job_body(SPAN, FilterSettings()))
+        events = job_stream(runner, SPAN)
         first = [await events.__anext__()]  # JobSubmitted: the job holds its slot until it ends running
         await events.aclose()  # type: ignore[attr-defined]
         assert runner.in_flight == 0
         other = Window(SPAN.end, SPAN.end + timedelta(days=1))
 
         async def second() -> list[JobEvent]:
-            return [e async for e in runner.run(other, build_job_body(other, FilterSettings()))]
+            return [e async for e in job_stream(runner, other)]
 
         return first + await asyncio.wait_for(second(), timeout=30)  # a slot never freed would hang
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -92,20 +92,22 @@ class FakeQuery:
 
 
 def collect(
-    query: FakeQuery,
+    query: Callable[[Window, int], Awaitable[Mapping[str, Any]]],
     window: Window = WINDOW,
     *,
     page_size: int = 10,
     concurrency: int = 4,
     cap: int = 100_000,
     start_page: int = 1,
+    clock: FakeClock | None = None,
     metrics: ConnectorMetrics | None = None,
 ) -> list[QueryPage]:
+    """Every page a PagedQuery over `query` (a FakeQuery or a test's own answer) yields for `window`."""
     pager = PagedQuery(
         query,
         page_size=page_size,
         concurrency=concurrency,
-        clock=FakeClock(),
+        clock=clock or FakeClock(),
         metrics=metrics or ConnectorMetrics(),
         cap=cap,
     )
@@ -146,12 +148,7 @@ def test_a_short_page_is_not_the_end(clock: FakeClock, metrics: ConnectorMetrics
             body["conversations"] = body["conversations"][:3]  # Genesys filtered duplicates out of it
         return body
 
-    pager = PagedQuery(short_second_page, page_size=10, concurrency=1, clock=clock, metrics=metrics)
-
-    async def main() -> list[QueryPage]:
-        return [page async for page in pager.pages(WINDOW)]
-
-    pages = asyncio.run(main())
+    pages = collect(short_second_page, page_size=10, concurrency=1, clock=clock, metrics=metrics)
     assert [len(p.conversations) for p in pages] == [10, 3, 10]
     assert len(ids(pages)) == 23
 
@@ -198,11 +195,7 @@ def test_repeats_of_ended_conversations_are_dropped_and_counted(
             rows = [data[19]]  # ...and c00019 onto page 3
         return {"totalHits": 20, "conversations": rows} if rows else {"totalHits": 20}
 
-    async def main() -> list[QueryPage]:
-        pager = PagedQuery(shifting, page_size=10, concurrency=2, clock=clock, metrics=metrics)
-        return [page async for page in pager.pages(WINDOW)]
-
-    pages = asyncio.run(main())
+    pages = collect(shifting, page_size=10, concurrency=2, clock=clock, metrics=metrics)
     assert ids(pages) == [f"c{i:05d}" for i in range(19)] + ["c00019"]
     assert [p.duplicates for p in pages] == [0, 1, 0]
     assert len(set(ids(pages))) == len(ids(pages))
@@ -216,11 +209,7 @@ def test_a_fresher_copy_of_an_open_conversation_is_kept(clock: FakeClock, metric
     async def query(window: Window, page: int) -> Mapping[str, Any]:
         return {"totalHits": 4, "conversations": pages_data.get(page, [])}
 
-    async def main() -> list[QueryPage]:
-        pager = PagedQuery(query, page_size=2, concurrency=1, clock=clock, metrics=metrics)
-        return [page async for page in pager.pages(WINDOW)]
-
-    pages = asyncio.run(main())
+    pages = collect(query, page_size=2, concurrency=1, clock=clock, metrics=metrics)
     assert pages[0].conversations == [open_first, conversation(2, seconds=20)]
     assert pages[1].conversations == [ended_later]  # the open copy is superseded; c00002 had ended
     assert pages[1].duplicates == 1
@@ -232,11 +221,7 @@ def test_a_repeat_within_one_page_keeps_the_later_copy(clock: FakeClock, metrics
     async def query(window: Window, page: int) -> Mapping[str, Any]:
         return {"conversations": [a_old, conversation(2, seconds=2), a_new]} if page == 1 else {}
 
-    async def main() -> list[QueryPage]:
-        pager = PagedQuery(query, page_size=10, concurrency=1, clock=clock, metrics=metrics)
-        return [page async for page in pager.pages(WINDOW)]
-
-    (page,) = asyncio.run(main())
+    (page,) = collect(query, page_size=10, concurrency=1, clock=clock, metrics=metrics)
     assert page.conversations == [a_new, conversation(2, seconds=2)]
     assert page.duplicates == 1
 
@@ -247,11 +232,7 @@ def test_records_without_an_id_are_dropped(clock: FakeClock, metrics: ConnectorM
             {"conversations": [{"conversationStart": "x"}, conversation(1, seconds=1)]} if page == 1 else {}
         )
 
-    async def main() -> list[QueryPage]:
-        pager = PagedQuery(query, page_size=10, concurrency=1, clock=clock, metrics=metrics)
-        return [page async for page in pager.pages(WINDOW)]
-
-    assert ids(asyncio.run(main())) == ["c00001"]
+    assert ids(collect(query, page_size=10, concurrency=1, clock=clock, metrics=metrics)) == ["c00001"]
 
 
 # ---------------------------------------------------------------------------------------- concurrency
@@ -364,12 +345,7 @@ def test_split_on_a_pagination_cap_error_without_losing_or_repeating(
             raise PaginationCapReached("Pagination may not exceed 100000 results")
         return await query(window, page)
 
-    pager = PagedQuery(capped, page_size=10, concurrency=2, clock=clock, metrics=metrics)
-
-    async def main() -> list[QueryPage]:
-        return [page async for page in pager.pages(WINDOW)]
-
-    pages = asyncio.run(main())
+    pages = collect(capped, page_size=10, concurrency=2, clock=clock, metrics=metrics)
     assert sorted(ids(pages)) == [f"c{i:05d}" for i in range(60)]
     assert len(ids(pages)) == 60  # the 30 already yielded are not yielded again
     assert pages[0].query_window == WINDOW
@@ -426,12 +402,7 @@ def test_a_pagination_cap_error_on_the_probe_splits(clock: FakeClock, metrics: C
             raise PaginationCapReached("Pagination may not exceed 50 results")
         return await query(window, page)
 
-    pager = PagedQuery(capped, page_size=10, concurrency=4, clock=clock, metrics=metrics)
-
-    async def main() -> list[QueryPage]:
-        return [page async for page in pager.pages(WINDOW)]
-
-    pages = asyncio.run(main())
+    pages = collect(capped, page_size=10, concurrency=4, clock=clock, metrics=metrics)
     assert sorted(ids(pages)) == [f"c{i:05d}" for i in range(40)]
     assert metrics.registry.get_sample_value("genesys_connector_window_splits_total") == 1
 

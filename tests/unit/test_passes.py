@@ -198,7 +198,8 @@ def test_snapshot_in_flight_with_same_hash_in_another_pass_is_not_published_twic
     assert h.sample("conversations_unchanged_total") == 1
 
 
-def test_older_observation_than_one_in_flight_is_dropped_as_stale(make: Callable[..., Harness]) -> None:
+def newer_then_older(make: Callable[..., Harness]) -> tuple[Harness, dict[str, Any]]:
+    """c1 seen at +30 s by pass 0 and, as an older version, at +10 s by pass 1: (harness, the newer)."""
     newer, older = conv("c1", wrapup="final"), conv("c1", wrapup=None)
     h = make(
         {
@@ -206,6 +207,11 @@ def test_older_observation_than_one_in_flight_is_dropped_as_stale(make: Callable
             1: [page(1, [older], at=T0 + timedelta(seconds=10), pass_no=1)],
         }
     )
+    return h, newer
+
+
+def test_older_observation_than_one_in_flight_is_dropped_as_stale(make: Callable[..., Harness]) -> None:
+    h, newer = newer_then_older(make)
 
     async def scenario() -> None:
         gate = h.publisher.gates[1] = asyncio.Event()
@@ -223,13 +229,7 @@ def test_older_observation_than_one_in_flight_is_dropped_as_stale(make: Callable
 
 
 def test_older_observation_than_one_already_acked_is_dropped_as_stale(make: Callable[..., Harness]) -> None:
-    newer, older = conv("c1", wrapup="final"), conv("c1", wrapup=None)
-    h = make(
-        {
-            0: [page(1, [newer], at=T0 + timedelta(seconds=30))],
-            1: [page(1, [older], at=T0 + timedelta(seconds=10), pass_no=1)],
-        }
-    )
+    h, newer = newer_then_older(make)
 
     async def scenario() -> None:
         await h.run(h.key(0))

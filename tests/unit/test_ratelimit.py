@@ -8,6 +8,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 import pytest
+from rate_window import max_in_any_minute
 
 from connector.clock import FakeClock
 from connector.genesys.ratelimit import Pacer
@@ -38,17 +39,6 @@ def run(coro: Awaitable[Any]) -> Any:
         return await coro
 
     return asyncio.run(main())
-
-
-def max_in_any_minute(times: list[float]) -> int:
-    """Largest number of grants inside any half-open 60-second span."""
-    times = sorted(times)
-    best, left = 0, 0
-    for right, t in enumerate(times):
-        while times[left] <= t - 60:
-            left += 1
-        best = max(best, right - left + 1)
-    return best
 
 
 async def hammer(pacer: Pacer, clock: FakeClock, *, workers: int, until: float) -> list[float]:

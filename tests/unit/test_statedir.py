@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from fakes import fails_with
 
 from connector.errors import CheckpointError, StateDirectoryFullError
 from connector.state import statedir
@@ -96,10 +97,7 @@ def test_a_probe_write_hitting_enospc_is_disk_full_and_removes_the_probe(
 ) -> None:
     """Quotas and reserved blocks are invisible to statvfs: the probe write is what finds them."""
 
-    def no_space(fd: int, data: object) -> int:
-        raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
-
-    monkeypatch.setattr(statedir.os, "write", no_space)
+    monkeypatch.setattr(statedir.os, "write", fails_with(errno.EDQUOT))
     with pytest.raises(StateDirectoryFullError, match="start-up write probe: EDQUOT"):
         check_state_directory(tmp_path, min_free_bytes=0)
     monkeypatch.undo()
@@ -109,10 +107,7 @@ def test_a_probe_write_hitting_enospc_is_disk_full_and_removes_the_probe(
 def test_a_probe_write_failing_otherwise_is_a_plain_checkpoint_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def read_only(fd: int, data: object) -> int:
-        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
-
-    monkeypatch.setattr(statedir.os, "write", read_only)
+    monkeypatch.setattr(statedir.os, "write", fails_with(errno.EROFS))
     with pytest.raises(CheckpointError, match="checkpoint directory is not writable: Read-only") as info:
         check_state_directory(tmp_path, min_free_bytes=0)
     monkeypatch.undo()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
+from fakes import offline_config
 
 from connector.cli import main
 from connector.config import load_config
@@ -34,16 +34,11 @@ from connector.verify import (
 )
 from connector.windows import Window
 
+pytestmark = pytest.mark.usefixtures("no_connector_env")
+
 D1 = datetime(2026, 5, 1, tzinfo=UTC)
 D2 = D1 + timedelta(days=1)
 D3 = D2 + timedelta(days=1)
-
-
-@pytest.fixture(autouse=True)
-def no_connector_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("GENESYS_CONNECTOR__"):
-            monkeypatch.delenv(name)
 
 
 def at(day: datetime, hours: float) -> datetime:
@@ -173,29 +168,8 @@ def test_parse_when() -> None:
         VerifyRequest(start=D2, end=D1)
 
 
-@pytest.fixture
-def listener() -> Iterator[socket.socket]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    sock.setblocking(False)
-    yield sock
-    sock.close()
-
-
 def _config(tmp_path: Path, port: int) -> Path:
-    path = tmp_path / "connector.yaml"
-    path.write_text(
-        "genesys:\n"
-        f"  api_base_url: http://127.0.0.1:{port}\n"
-        f"  login_base_url: http://127.0.0.1:{port}\n"
-        "  client_id: c\n"
-        "  client_secret: s\n"
-        "  requests_per_minute: 600\n"
-        "  verify_budget_share: 0.05\n"
-        f"kafka:\n  bootstrap_servers: 127.0.0.1:{port}\n"
-        f"checkpoint:\n  directory: {tmp_path / 'state'}\n"
-    )
+    path = offline_config(tmp_path, port, genesys="  requests_per_minute: 600\n  verify_budget_share: 0.05\n")
     (tmp_path / "state").mkdir(exist_ok=True)
     return path
 

@@ -44,7 +44,48 @@ def _fixed_total_hits(value: Any) -> Any:
     return value
 
 
-class SimulatorControl:
+class _DerivedViews:
+    """What both controls derive alike from their `truth` and `late_indexed` (in process or over HTTP)."""
+
+    def truth(
+        self,
+        start: Instant,
+        end: Instant,
+        *,
+        records: bool = True,
+        ended_only: bool = False,
+        attributes: bool = False,
+    ) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def late_indexed(self, start: Instant, end: Instant) -> dict[str, datetime]:
+        raise NotImplementedError
+
+    def ground_truth(
+        self, start: Instant, end: Instant, *, ended_only: bool = False, attributes: bool = False
+    ) -> dict[str, dict[str, Any]]:
+        """conversationId -> current full record, for conversations that started in [start, end).
+
+        The query's view by default; `attributes=True` is the jobs' view (participant attributes
+        included): what the latest message of a settled conversation must equal."""
+        rows = self.truth(start, end, records=True, ended_only=ended_only, attributes=attributes)
+        return {row["conversationId"]: row["record"] for row in rows}
+
+    def truth_versions(self, start: Instant, end: Instant, *, ended_only: bool = False) -> dict[str, int]:
+        """conversationId -> current version (cheap: no rendering)."""
+        rows = self.truth(start, end, records=False, ended_only=ended_only)
+        return {row["conversationId"]: row["version"] for row in rows}
+
+    def conversation_ids(self, start: Instant, end: Instant, *, ended_only: bool = False) -> list[str]:
+        """Ids of conversations that started in [start, end), in start order."""
+        return [row["conversationId"] for row in self.truth(start, end, records=False, ended_only=ended_only)]
+
+    def late_indexed_ids(self, start: Instant, end: Instant) -> list[str]:
+        """Ids of the late-indexed conversations that started in [start, end), in start order."""
+        return list(self.late_indexed(start, end))
+
+
+class SimulatorControl(_DerivedViews):
     """Steer and inspect one in-process simulator. Thread-safe (every call takes the simulation lock)."""
 
     def __init__(self, sim: Simulation) -> None:
@@ -81,25 +122,6 @@ class SimulatorControl:
         return self._sim.truth(
             instant_ms(start), instant_ms(end), records=records, ended_only=ended_only, attributes=attributes
         )
-
-    def ground_truth(
-        self, start: Instant, end: Instant, *, ended_only: bool = False, attributes: bool = False
-    ) -> dict[str, dict[str, Any]]:
-        """conversationId -> current full record, for conversations that started in [start, end).
-
-        The query's view by default; `attributes=True` is the jobs' view (participant attributes
-        included): what the latest message of a settled conversation must equal."""
-        rows = self.truth(start, end, records=True, ended_only=ended_only, attributes=attributes)
-        return {row["conversationId"]: row["record"] for row in rows}
-
-    def truth_versions(self, start: Instant, end: Instant, *, ended_only: bool = False) -> dict[str, int]:
-        """conversationId -> current version (cheap: no rendering)."""
-        rows = self.truth(start, end, records=False, ended_only=ended_only)
-        return {row["conversationId"]: row["version"] for row in rows}
-
-    def conversation_ids(self, start: Instant, end: Instant, *, ended_only: bool = False) -> list[str]:
-        """Ids of conversations that started in [start, end), in start order."""
-        return [row["conversationId"] for row in self.truth(start, end, records=False, ended_only=ended_only)]
 
     def record(self, conversation_id: str) -> dict[str, Any] | None:
         """The current record of one conversation (None if unknown)."""
@@ -414,10 +436,6 @@ class SimulatorControl:
         rows = self._sim.late_indexed(instant_ms(start), instant_ms(end))
         return {cid: from_ms(at) for cid, at in rows}
 
-    def late_indexed_ids(self, start: Instant, end: Instant) -> list[str]:
-        """Ids of the late-indexed conversations that started in [start, end), in start order."""
-        return list(self.late_indexed(start, end))
-
     def counters(self) -> dict[str, dict[str, int]]:
         """Responses served: route -> status ('200', '429', 'reset', ...) -> count."""
         return self._sim.counters_snapshot()
@@ -437,7 +455,7 @@ def _scenario_index(media_type: str | None, scenario: str | None) -> int | None:
     return None
 
 
-class RemoteSimulatorControl:
+class RemoteSimulatorControl(_DerivedViews):
     """The SimulatorControl API over HTTP, for a simulator running in another process."""
 
     def __init__(self, base_url: str, *, timeout_s: float = 60.0) -> None:
@@ -490,38 +508,24 @@ class RemoteSimulatorControl:
         )["conversations"]
         return rows
 
-    def ground_truth(
-        self, start: Instant, end: Instant, *, ended_only: bool = False, attributes: bool = False
-    ) -> dict[str, dict[str, Any]]:
-        """See SimulatorControl.ground_truth."""
-        rows = self.truth(start, end, ended_only=ended_only, attributes=attributes)
-        return {r["conversationId"]: r["record"] for r in rows}
-
-    def truth_versions(self, start: Instant, end: Instant, *, ended_only: bool = False) -> dict[str, int]:
-        """See SimulatorControl.truth_versions."""
-        rows = self.truth(start, end, records=False, ended_only=ended_only)
-        return {r["conversationId"]: r["version"] for r in rows}
-
-    def conversation_ids(self, start: Instant, end: Instant, *, ended_only: bool = False) -> list[str]:
-        """See SimulatorControl.conversation_ids."""
-        return [r["conversationId"] for r in self.truth(start, end, records=False, ended_only=ended_only)]
+    def _conversation(self, conversation_id: str) -> dict[str, Any] | None:
+        """GET /_sim/conversations/{id}: its record and version, or None if the simulator has no such id."""
+        response = self._http.get(f"/_sim/conversations/{conversation_id}")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        found: dict[str, Any] = response.json()
+        return found
 
     def record(self, conversation_id: str) -> dict[str, Any] | None:
         """See SimulatorControl.record."""
-        response = self._http.get(f"/_sim/conversations/{conversation_id}")
-        if response.status_code == 404:
-            return None
-        response.raise_for_status()
-        record: dict[str, Any] = response.json()["record"]
-        return record
+        found = self._conversation(conversation_id)
+        return None if found is None else dict(found["record"])
 
     def version(self, conversation_id: str) -> int | None:
         """See SimulatorControl.version."""
-        response = self._http.get(f"/_sim/conversations/{conversation_id}")
-        if response.status_code == 404:
-            return None
-        response.raise_for_status()
-        return int(response.json()["version"])
+        found = self._conversation(conversation_id)
+        return None if found is None else int(found["version"])
 
     def conversation_count(self) -> int:
         """How many conversations exist."""
@@ -661,10 +665,6 @@ class RemoteSimulatorControl:
         """See SimulatorControl.late_indexed."""
         rows = self._get("/_sim/late", start=start, end=end)["conversations"]
         return {r["conversationId"]: from_ms(parse_instant(r["indexedAt"])) for r in rows}
-
-    def late_indexed_ids(self, start: Instant, end: Instant) -> list[str]:
-        """See SimulatorControl.late_indexed_ids."""
-        return list(self.late_indexed(start, end))
 
     def counters(self) -> dict[str, dict[str, int]]:
         """See SimulatorControl.counters."""

@@ -26,24 +26,13 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
+from connector.genesys.jobstate import JobState
 from connector.testbed.simulator.errors import NOT_FOUND, ApiProblem, bad_request
 from connector.testbed.simulator.isotime import format_ms
 from connector.testbed.simulator.model import ConversationSpec
 from connector.testbed.simulator.query import JobQuery
-
-
-class JobState(StrEnum):
-    """AsyncQueryStatus.state values."""
-
-    QUEUED = "QUEUED"
-    PENDING = "PENDING"
-    FULFILLED = "FULFILLED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    EXPIRED = "EXPIRED"
 
 
 @dataclass(frozen=True)
@@ -115,7 +104,7 @@ class JobService:
 
     def running(self) -> int:
         """How many jobs are QUEUED or PENDING now (what the concurrency cap counts)."""
-        return sum(1 for job in self._jobs.values() if self.state(job) in (JobState.QUEUED, JobState.PENDING))
+        return sum(1 for job in self._jobs.values() if self.state(job).running)
 
     def submit(self, query: JobQuery) -> Job:
         """Register a job; it starts QUEUED. 429 (and no job) while `max_concurrent` jobs are running."""
@@ -136,7 +125,7 @@ class JobService:
         """A QUEUED or PENDING job ends FAILED now (a job dying mid-way); ValueError if it is not running."""
         job = self._known(job_id)
         state = self.state(job)
-        if state not in (JobState.QUEUED, JobState.PENDING):
+        if not state.running:
             raise ValueError(f"job {job_id} is {state.value}; only a QUEUED or PENDING job can be failed")
         now = self._now_ms()
         job.fail_message = message

@@ -6,6 +6,7 @@ guards everything (the server's event loop thread and a test's thread both call 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import threading
@@ -403,16 +404,8 @@ class Simulation:
 
 
 def _delays(config: SimulatorConfig) -> MutationDelays:
-    return MutationDelays(
-        acw_delay_s=config.acw_delay_s,
-        evaluation_delay_s=config.evaluation_delay_s,
-        survey_delay_s=config.survey_delay_s,
-        reprocess_delay_s=config.reprocess_delay_s,
-        evaluation_probability=config.evaluation_probability,
-        survey_probability=config.survey_probability,
-        reprocess_probability=config.reprocess_probability,
-        progress_updates=config.progress_updates,
-    )
+    """The config's mutation settings: each MutationDelays field has a SimulatorConfig field of its name."""
+    return MutationDelays(**{f.name: getattr(config, f.name) for f in dataclasses.fields(MutationDelays)})
 
 
 def _job_timings(config: SimulatorConfig) -> JobTimings:
