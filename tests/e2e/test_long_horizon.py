@@ -40,7 +40,7 @@ FACTOR = 1800.0  # simulated seconds per real second: 80 h in 160 s
 HOUR = timedelta(hours=1)
 HISTORY = timedelta(hours=24)
 WINDOW = HOUR  # windows.length = max_catchup_length: few, cheap windows
-LAST_RESCAN = timedelta(hours=74)  # the longest default re-scan delay
+LAST_RESCAN = timedelta(hours=74)  # the longest re-scan delay of the query-only schedule below
 LAG = timedelta(minutes=2)  # windows.lag default
 REPROCESS = timedelta(hours=6)  # the simulator's last post-end change (default 48 h) comes sooner
 EMAIL_END_AFTER_RESCAN = HOUR  # the planted e-mails end this long after their last window's 74 h re-scan
@@ -146,6 +146,10 @@ def test_days_of_traffic_reconcile_after_every_rescan_following_and_pruning(
             "GENESYS_CONNECTOR__WINDOWS__LENGTH": "1h",
             "GENESYS_CONNECTOR__WINDOWS__MAX_CATCHUP_LENGTH": "1h",
             "GENESYS_CONNECTOR__GENESYS__PAGE_SIZE": "100",
+            # settlement by the query alone (the query-only schedule): this test covers the late re-scans
+            "GENESYS_CONNECTOR__WINDOWS__RESCAN_DELAYS": '["15m", "2h", "26h", "74h"]',
+            "GENESYS_CONNECTOR__JOBS__BACKFILL": "false",
+            "GENESYS_CONNECTOR__JOBS__SETTLE": "false",
         },
     )
     proc = connector_runner.start(env, command=command(mapping, "connector"))
