@@ -35,12 +35,13 @@ from connector.genesys.client import GenesysClient
 from connector.genesys.fetcher import WindowFetcher
 from connector.genesys.jobs import JobRunner, build_job_body
 from connector.health import HealthServer, Heartbeat, LoopStallMonitor
+from connector.job_passes import SettlementListener
 from connector.jobs_schedule import JobScheduler
 from connector.kafka.publisher import KafkaPublisher
 from connector.librdkafka import producer_settings
 from connector.logs import process_redactor
 from connector.metrics import ConnectorMetrics
-from connector.passes import InFlightSnapshots, PassRunner, SettlementListener
+from connector.passes import InFlightSnapshots, PassRunner
 from connector.retry import RetryPolicy
 from connector.secrets import Redactor, is_secret_name
 from connector.state.changes import ChangeStore
@@ -166,7 +167,7 @@ async def run_connector(
 ) -> int:
     """Run one connector until it stops; returns the process exit code. Never raises an Exception.
 
-    `settlement` is told each span a settling job read to its end (`connector.passes.SettlementListener`).
+    `settlement` is told each span a settling job read to its end (`connector.job_passes.SettlementListener`).
 
     `redactor` (default: the one logging uses) learns every secret: the configured ones now, each OAuth
     token as it arrives. An exception that is not one of ours is logged with its traceback through the
