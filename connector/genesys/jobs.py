@@ -44,8 +44,9 @@ from connector.errors import (
     JobGoneError,
     RetriesExhaustedError,
 )
-from connector.genesys.client import GenesysClient, JobState, JobStatus
+from connector.genesys.client import GenesysClient
 from connector.genesys.fetcher import query_filters
+from connector.genesys.jobs_api import JobState, JobStatus
 from connector.metrics import ConnectorMetrics
 from connector.windows import Window
 

@@ -32,7 +32,6 @@ from connector.genesys.client import (
     JOBS_SUBMIT_ENDPOINT,
     QUERY_ENDPOINT,
     GenesysClient,
-    JobState,
     classify_response,
 )
 from connector.genesys.jobs import (
@@ -46,6 +45,7 @@ from connector.genesys.jobs import (
     build_job_body,
     in_span,
 )
+from connector.genesys.jobs_api import JobState
 from connector.metrics import ConnectorMetrics
 from connector.windows import Window
 
