@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from connector import __version__
-from connector.app import Connector, LoopSettings
+from connector.app import Connector
 from connector.clock import Clock, SystemClock
 from connector.completeness import Completeness, ControlReporter, JobSettlements, LedgerPruning, Settlements
 from connector.config import Settings
@@ -40,6 +40,7 @@ from connector.jobs_schedule import JobScheduler
 from connector.kafka.publisher import KafkaPublisher
 from connector.librdkafka import producer_settings
 from connector.logs import process_redactor
+from connector.loop_settings import LoopSettings
 from connector.metrics import ConnectorMetrics
 from connector.passes import InFlightSnapshots, PassRunner
 from connector.retry import RetryPolicy
