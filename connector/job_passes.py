@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from connector.completeness import Completeness, conversation_start
 from connector.errors import FatalError
-from connector.genesys.jobs import JobEvent, JobPage, JobRestarted, JobResume, JobSubmitted
+from connector.genesys.job_events import JobEvent, JobPage, JobRestarted, JobResume, JobSubmitted
 from connector.jobs_plan import settlement_due
 from connector.kafka.records import PassLabel, WindowLike
 from connector.metrics import ConnectorMetrics

@@ -64,7 +64,7 @@ FOLLOW_LABEL = "open"
 LATE_SOURCES = ("rescan", "follow_up", "job")
 #: `how` a range was settled (connector.kafka.control.SETTLED_BY).
 SETTLED_BY = ("job", "rescan")
-#: `outcome` of one async job, submission to its end (connector.genesys.jobs.JobOutcome).
+#: `outcome` of one async job, submission to its end (connector.genesys.job_events.JobOutcome).
 JOB_OUTCOMES = ("fulfilled", "failed", "cancelled", "expired", "timeout")
 #: `path` a conversation snapshot was delivered by: the details query or an async job.
 DELIVERY_PATHS = ("query", "job")

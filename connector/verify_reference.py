@@ -15,7 +15,8 @@ from connector.clock import format_instant
 from connector.config import FilterSettings
 from connector.errors import ConnectorError
 from connector.genesys.fetcher import RequestTally, WindowFetcher
-from connector.genesys.jobs import JobPage, JobRunner, build_job_body
+from connector.genesys.job_events import JobPage
+from connector.genesys.jobs import JobRunner, build_job_body
 from connector.windows import Window
 
 #: Reads of the query reference, united (see the module docstring).
