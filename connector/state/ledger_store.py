@@ -1,7 +1,17 @@
-"""The completeness ledger's SQLite storage: file, schema, statements, connection and transactions.
+"""The completeness ledger's SQLite storage: file, schema, statements, connection, transactions and pruning.
 
-Its own SQLite file beside the checkpoint (`<state dir>/ledger.sqlite3`), WAL, `synchronous=NORMAL`; `verify`
-opens it read-only while the worker writes it, which WAL allows (`connector.state.ledger` says why).
+Storage: its own SQLite file beside the checkpoint (`<state dir>/ledger.sqlite3`), WAL, `synchronous=NORMAL`,
+like the change store and for the same reasons - a busy org sees ~10k conversations an hour over a
+follow-up horizon of days, so a JSON file rewritten atomically on every page (checkpoint.py's way) would be
+megabytes per write, while SQLite updates rows in place and answers "per hour" with an index. Not a table
+in `changes.sqlite3`: the two have different lifetimes and recovery rules (moving the change store aside
+re-publishes everything; moving the ledger aside only loses counts), separate schema versions, and
+`verify` opens the ledger read-only (`Ledger.open(..., read_only=True)`) while the worker writes it, which
+WAL allows. A power cut may lose the last commits: a lost sighting only makes that conversation look like a
+late find when it is seen again, never hides a missing one.
+
+Bounded: `prune(settled_before, all_before)` drops hours that are settled and reported and older than the
+first bound, and every hour older than the second (the follow-up horizon), with their per-pass counts.
 """
 
 from __future__ import annotations
@@ -9,10 +19,12 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from connector.errors import CheckpointError
+from connector.state.ledger_types import hour_key
 from connector.state.statedir import disk_full_error
 
 LEDGER_FILE = "ledger.sqlite3"
@@ -170,6 +182,41 @@ class LedgerStore:
                 return list(self._connection().execute(sql, params).fetchall())
             except sqlite3.Error as exc:
                 raise self._fail("read", exc) from None
+
+    def prune(self, *, settled_before: datetime, all_before: datetime) -> int:
+        """Drop settled-and-reported hours before `settled_before` and every hour before `all_before`.
+
+        Returns the number of conversations dropped. `all_before` is the follow-up horizon: nothing
+        sees those hours again, so their counts can no longer change.
+        """
+        settled_key, all_key = hour_key(settled_before), hour_key(all_before)
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    cur = conn.execute(
+                        DELETE_SIGHTINGS,
+                        (all_key, settled_key),
+                    )
+                    dropped = cur.rowcount
+                    conn.execute(
+                        DELETE_PASSES,
+                        (all_key, settled_key),
+                    )
+                    conn.execute(DELETE_SETTLING, (all_key, settled_key))
+                    conn.execute(
+                        "DELETE FROM hours WHERE hour < ? OR (hour < ? AND reported_at IS NOT NULL)",
+                        (all_key, settled_key),
+                    )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise self._fail("prune", exc) from None
+        return dropped
 
     def close(self) -> None:
         with self._lock:
