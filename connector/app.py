@@ -22,23 +22,23 @@ start-up and then every `jobs.availability_check_interval`, in a task.
 
 What to schedule lives with the state: `Progress` (passes in flight, re-scan schedule and the rule that
 only the last due pass runs), `OpenConversations` (follow-up schedule), `RetryTable`, `PruneTimer`. Every
-part the loop drives is typed as a Protocol, so tests can hand it fakes.
+part the loop drives is typed as a Protocol (`connector.loop_parts`), so tests can hand it fakes; its
+settings and the policies derived from them are in `connector.loop_settings`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from connector.clock import Clock
 from connector.errors import FatalError, RetriableError
 from connector.jobs_schedule import JobScheduler
+from connector.loop_parts import Beating, BudgetMode, ControlReporting, Flushing, PassRunning
+from connector.loop_settings import LoopSettings, catching_up, pass_retry_policy
 from connector.metrics import ConnectorMetrics
-from connector.retry import RetryPolicy
 from connector.state.checkpoint import CheckpointStore
 from connector.state.progress import PassKey, Progress
 from connector.state.pruning import PruneTimer
@@ -46,58 +46,6 @@ from connector.state.retry_table import RetryTable
 from connector.windows import WindowPlanner
 
 log = logging.getLogger(__name__)
-
-
-class PassRunning(Protocol):
-    """Runs one window pass, or one follow-up of open conversations (`connector.passes.PassRunner`)."""
-
-    async def run(self, key: PassKey, *, start_page: int, should_stop: Callable[[], bool]) -> bool: ...
-
-    async def follow_open(self, ids: Sequence[str]) -> int: ...
-
-
-class Flushing(Protocol):
-    """The producer, as far as shutdown is concerned: wait for outstanding acks (blocking)."""
-
-    def flush(self, timeout_s: float) -> int: ...
-
-
-class BudgetMode(Protocol):
-    """The pacer's one switch: full budget share while catching up, the polite share once live."""
-
-    def set_catching_up(self, catching_up: bool) -> None: ...
-
-
-class ControlReporting(Protocol):
-    """Range-final events and the watermark heartbeat (`connector.completeness.ControlReporter`)."""
-
-    def next_in_s(self) -> float: ...
-
-    async def report(self, *, beat: bool = False) -> int: ...
-
-
-class Beating(Protocol):
-    """The liveness heartbeat (`/healthz`)."""
-
-    def beat(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class LoopSettings:
-    """Knobs of the main loop (derived from config by `connector.service.loop_settings`)."""
-
-    max_parallel_passes: int = 4
-    live_parallel_passes: int = 2
-    checkpoint_interval_s: float = 1.0
-    retry_delay_s: float = 5.0
-    retry_delay_max_s: float = 300.0
-    shutdown_grace_s: float = 20.0
-    flush_timeout_s: float = 30.0
-    exit_when_done: bool = True
-    # Open conversations followed by id per follow-up task (100 per request; requests are paced).
-    follow_batch: int = 1000
-    # A re-scan still waiting or running this long after it was due is catch-up work (see `catching_up`).
-    overdue_after: timedelta = timedelta(minutes=5)
 
 
 @dataclass
@@ -461,24 +409,6 @@ class Connector:
                 "rescans_pending": len(self._progress.rescans),
             },
         )
-
-
-def catching_up(
-    *, first_pass_behind: bool, oldest_due: datetime | None, now: datetime, overdue_after: timedelta
-) -> bool:
-    """Whether the loop is catching up (full budget share, `max_parallel_passes`) or live (polite share).
-
-    Work that is overdue is catch-up work: besides a first pass behind `now - lag`, a re-scan that has been
-    due for longer than `overdue_after` (waiting for a slot, or still running) means the connector is not
-    keeping up - e.g. a bounded run whose watermark reached `windows.end` with every window's re-scans
-    still to do. Live polling starts each re-scan as it comes due and finishes it well within that time.
-    """
-    return first_pass_behind or (oldest_due is not None and now - oldest_due > overdue_after)
-
-
-def pass_retry_policy(settings: LoopSettings) -> RetryPolicy:
-    """The one retry policy with the loop's numbers, no attempt limit: a window is never skipped."""
-    return RetryPolicy(base_s=settings.retry_delay_s, max_s=settings.retry_delay_max_s, max_attempts=None)
 
 
 def _is_retried_later(exc: BaseException) -> bool:

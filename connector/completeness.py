@@ -341,7 +341,7 @@ class LedgerPruning:
 
 
 class JobSettlements:
-    """The jobs path's settlement listener (`connector.passes.SettlementListener`): a span whose settling
+    """The jobs path's settlement listener (`connector.job_passes.SettlementListener`): a span whose settling
     job was read to its end and acked settles its hours through the same `Settlements` as the query path,
     `how="job"`, with the job's whole result set as the expected conversations."""
 

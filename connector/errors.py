@@ -28,7 +28,7 @@ ConnectorError
 
 The one policy for *how long* to wait before trying again is `connector.retry.RetryPolicy` (requests,
 token requests, startup checks, pass retries). HTTP status codes are mapped onto this tree in exactly one
-place, `connector.genesys.client.classify_response`. Control flow is not an error: Genesys' 400 "Pagination
+place, `connector.genesys.responses.classify_response`. Control flow is not an error: Genesys' 400 "Pagination
 may not exceed 100000 results" becomes `connector.genesys.pagination.PaginationCapReached`, a signal the
 pager catches to split the window, outside this tree so no error handler can mistake it for a failure.
 

@@ -34,8 +34,8 @@ ENDPOINTS = (
     "job_delete",
     "jobs_availability",
 )
-#: `code`: the HTTP statuses the client handles distinctly (connector.genesys.client.classify_response), and
-#: "error" when no response arrived.
+#: `code`: the HTTP statuses the client handles distinctly (connector.genesys.responses.classify_response),
+#: and "error" when no response arrived.
 RESPONSE_CODES = (
     "200",
     "202",
@@ -52,7 +52,7 @@ RESPONSE_CODES = (
     "504",
     "error",
 )
-#: `reason` of a retry: `connector.genesys.client.retry_reason()` of a retried error, and the client's 401
+#: `reason` of a retry: `connector.genesys.responses.retry_reason()` of a retried error, and the client's 401
 #: refresh-and-retry.
 RETRY_REASONS = ("429", "5xx", "408", "timeout", "connection", "bad_body", "401")
 #: `result` of an OAuth token request (connector.genesys.auth).
@@ -64,7 +64,7 @@ FOLLOW_LABEL = "open"
 LATE_SOURCES = ("rescan", "follow_up", "job")
 #: `how` a range was settled (connector.kafka.control.SETTLED_BY).
 SETTLED_BY = ("job", "rescan")
-#: `outcome` of one async job, submission to its end (connector.genesys.jobs.JobOutcome).
+#: `outcome` of one async job, submission to its end (connector.genesys.job_events.JobOutcome).
 JOB_OUTCOMES = ("fulfilled", "failed", "cancelled", "expired", "timeout")
 #: `path` a conversation snapshot was delivered by: the details query or an async job.
 DELIVERY_PATHS = ("query", "job")

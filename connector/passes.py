@@ -10,33 +10,29 @@ Per conversation, snapshots are produced in the order they were observed: pages 
 time per pass, produce order is call order, and a snapshot older than one already produced for the same
 conversation (observed earlier by another pass that was slower to get here) is dropped as stale.
 
-Job passes (`PassKey.job`: a backfill span or a settling job, docs/ARCHITECTURE.md "Jobs and the query")
-go through the same select/publish/ack path, page by page, with `genesys.pass: job`; after each acked
-page `Progress` learns the job cursor to resume at. Job records carry participant attributes, which the
-query never returns: a later query or multi-get snapshot of such a conversation gets the last job
-snapshot's attributes carried over (by participantId, header `genesys.attributes: carried`) before it is
-hashed, so the latest message per key never loses them (unless a later job shows Genesys removed them).
-A pass that settles its span (its job read the span after the data lake passed it + `jobs.settle_delay`)
-tells the `SettlementListener`.
+Job passes (`PassKey.job`: a backfill span or a settling job) go through the same select/publish/ack
+path, page by page (`connector.job_passes`, cursor checkpointing and the settlement listener); query and
+multi-get snapshots get the last job snapshot's participant attributes carried over before they are
+hashed (`connector.attributes`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-import orjson
-
+from connector.attributes import attributes_json, carry_attributes
 from connector.clock import Clock, SystemClock
 from connector.completeness import Completeness
-from connector.errors import BatchNotDelivered, DeliveryError, FatalError
+from connector.completeness import conversation_start as _start
+from connector.errors import BatchNotDelivered, DeliveryError
 from connector.genesys.fetcher import Page, RequestTally
-from connector.genesys.jobs import JobEvent, JobPage, JobRestarted, JobResume, JobSubmitted
-from connector.jobs_plan import settlement_due
+from connector.job_passes import JobPasses, JobSource, NoSettlementListener, SettlementListener
+from connector.job_passes import SettledConversation as SettledConversation
 from connector.kafka.publisher import BatchResult, DeliveryFailure
 from connector.kafka.records import (
     OutboundMessage,
@@ -48,7 +44,6 @@ from connector.kafka.records import (
 )
 from connector.metrics import ConnectorMetrics
 from connector.state.changes import ChangeStore
-from connector.state.checkpoint import JobCursor
 from connector.state.progress import JOB_LABEL, PassKey, Progress
 from connector.windows import Window
 
@@ -71,49 +66,6 @@ class PageSource(Protocol):
     ) -> AsyncIterator[Page]: ...
 
     async def follow_open(self, ids: Sequence[str]) -> list[dict[str, Any]]: ...
-
-
-class JobSource(Protocol):
-    """What a job pass reads from (`connector.genesys.jobs.JobRunner`, or a fake in tests)."""
-
-    def run(
-        self, span: Window, body: Mapping[str, Any], *, resume: JobResume | None = None
-    ) -> AsyncIterator[JobEvent]: ...
-
-
-#: One conversation a settling job returned: (conversationId, conversationStart or None if unreadable).
-SettledConversation = tuple[str, datetime | None]
-
-
-class SettlementListener(Protocol):
-    """Told when a span becomes *settled*: the job that settles it was read to its last page and every
-    snapshot it changed is acknowledged by Kafka (the completeness ledger and range-final events hook in
-    here).
-
-    `conversations` is the job's whole result set for the span (every conversation that started in it, as
-    the data lake held it at `data_availability_date`), published or unchanged. Called once per settled
-    span from the loop thread; keep it quick (no I/O that blocks for long). A span whose job was resumed
-    mid-way after a restart (so the set would be partial) is not reported: it waits for a settling job.
-    """
-
-    def on_settled(
-        self,
-        span: Window,
-        conversations: frozenset[SettledConversation],
-        data_availability_date: datetime | None,
-    ) -> None: ...
-
-
-class NoSettlementListener:
-    """The default: nobody listens."""
-
-    def on_settled(
-        self,
-        span: Window,
-        conversations: frozenset[SettledConversation],
-        data_availability_date: datetime | None,
-    ) -> None:
-        return None
 
 
 class BatchPublisher(Protocol):
@@ -190,7 +142,7 @@ class _Selected:
     attributes: bytes | None = None  # job snapshots: the participants' attributes, stored once acked
 
 
-class PassRunner:
+class PassRunner(JobPasses):
     """Runs window passes; shared by every concurrent pass of one connector."""
 
     def __init__(
@@ -262,7 +214,7 @@ class PassRunner:
             self._completeness.seen(
                 page.conversations, pass_label=label, window=key.window, at=page.received_at
             )
-        records, carried = self._carry_attributes(page.conversations)
+        records, carried = carry_attributes(page.conversations, self._changes, self._in_flight)
         selected, unchanged = self._select(
             records,
             page.received_at,
@@ -295,7 +247,7 @@ class PassRunner:
         self._metrics.query_requests.labels(FOLLOW_LABEL).inc(-(-len(ids) // 100))
         if self._completeness is not None:
             self._completeness.seen(records, pass_label=FOLLOW_LABEL, window=None, at=observed)
-        records, carried = self._carry_attributes(records)
+        records, carried = carry_attributes(records, self._changes, self._in_flight)
         selected, unchanged = self._select(
             records,
             observed,
@@ -367,7 +319,7 @@ class PassRunner:
                 record_hash=digest,
                 attributes_carried=cid in carried,
             )
-            attrs = _attributes_json(record) if pass_label == JOB_LABEL else None
+            attrs = attributes_json(record) if pass_label == JOB_LABEL else None
             selected.append(
                 _Selected(message, cid, digest, _start(record), "conversationEnd" in record, attrs)
             )
@@ -410,105 +362,6 @@ class PassRunner:
         )
         self._progress.add_stat("published", len(selected))
 
-    # ------------------------------------------------------------------------------- attributes
-    def _carry_attributes(self, records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], set[str]]:
-        """Query/multi-get records with the participant attributes of the last job snapshot carried over.
-
-        Only participants without `attributes` get them, matched by participantId; returns the records
-        (copies where something was carried) and the ids of those conversations. A job snapshot still
-        waiting for its ack counts as the last one (a follow-up may run while a job page is in flight).
-        """
-        stored = self._changes.attributes_many([r["conversationId"] for r in records])
-        out: list[dict[str, Any]] = []
-        carried: set[str] = set()
-        for record in records:
-            cid = record["conversationId"]
-            raw = self._in_flight.attributes(cid) or stored.get(cid)  # a job snapshot not yet acked first
-            merged = None if raw is None else with_attributes(record, orjson.loads(raw))
-            if merged is None:
-                out.append(record)
-            else:
-                out.append(merged)
-                carried.add(record["conversationId"])
-        return out, carried
-
-    # ------------------------------------------------------------------------------- job passes
-    async def _run_job(self, key: PassKey, should_stop: Callable[[], bool]) -> bool:
-        """Read `key`'s span through a job, page by page, from its saved cursor; True when complete.
-
-        A settling job that was saved re-reads its (unexpired) job from the first page, so the set it
-        reports to the `SettlementListener` is whole; a backfill span continues at its cursor.
-        """
-        if self._jobs is None or self._job_body is None:
-            raise FatalError(f"a job pass for {key.window.interval} but no job runner is configured")
-        saved = self._progress.job_cursors.get(key)
-        resume = None
-        if saved is not None:
-            cursor = None if key.settling else saved.cursor
-            resume = JobResume(saved.job_id, cursor, saved.submitted_at)
-        whole = resume is None or resume.cursor is None
-        submitted_at = None if saved is None else saved.submitted_at
-        seen: set[SettledConversation] = set()
-        availability: datetime | None = None
-        events = self._jobs.run(key.window, self._job_body(key.window), resume=resume)
-        try:
-            async for event in events:
-                if isinstance(event, JobSubmitted):
-                    submitted_at = event.submitted_at
-                    self._progress.job_at(key, JobCursor(job_id=event.job_id, submitted_at=submitted_at))
-                    self._progress.add_stat("jobs_submitted", 1)
-                elif isinstance(event, JobRestarted):
-                    self._progress.job_at(key, None)
-                    self._progress.add_stat(f"jobs_restarted_{event.outcome.value}", 1)
-                    seen.clear()
-                    whole = True
-                else:
-                    await self._handle_job_page(key, event)
-                    seen.update((c["conversationId"], _start(c)) for c in event.conversations)
-                    availability = event.data_availability_date or availability
-                    if event.last or submitted_at is None:
-                        continue
-                    at = JobCursor(job_id=event.job_id, cursor=event.next_cursor, submitted_at=submitted_at)
-                    self._progress.job_at(key, at)
-                    if should_stop():
-                        return False
-        finally:  # stopping early leaves the job alone: a restart resumes it at the saved cursor
-            if isinstance(events, AsyncGenerator):
-                await events.aclose()
-        self._job_done(key, whole=whole, seen=seen, availability=availability)
-        self._progress.complete(key)
-        self._metrics.windows_completed.labels(key.label).inc()
-        return True
-
-    async def _handle_job_page(self, key: PassKey, page: JobPage) -> None:
-        self._metrics.pages_fetched.labels(JOB_LABEL).inc()
-        self._metrics.conversations_fetched.labels(JOB_LABEL).inc(len(page.conversations))
-        self._progress.add_stat("fetched_jobs", len(page.conversations))
-        if self._completeness is not None:
-            self._completeness.seen(
-                page.conversations, pass_label=JOB_LABEL, window=key.window, at=page.received_at
-            )
-        selected, unchanged = self._select(
-            page.conversations, page.received_at, window_of=lambda _record: key.window, pass_label=JOB_LABEL
-        )
-        if unchanged:
-            self._metrics.conversations_unchanged.inc(unchanged)
-        if selected:
-            await self._deliver(selected, page.received_at, label=JOB_LABEL, context=(key, page.page_number))
-        open_ids = [c["conversationId"] for c in page.conversations if "conversationEnd" not in c]
-        self._progress.open.note_open(open_ids, page.received_at)
-        self._progress.open.note_ended(s.cid for s in selected if s.ended)
-
-    def _job_done(
-        self, key: PassKey, *, whole: bool, seen: set[SettledConversation], availability: datetime | None
-    ) -> None:
-        """Tell the listener the span is settled, or leave it waiting for its settling job."""
-        settled = key.settling or settlement_due(key.window, availability, self._settle_delay)
-        if settled and whole:
-            self._settlement.on_settled(key.window, frozenset(seen), availability)
-        else:
-            self._progress.await_settlement(key.window)
-
 
 @dataclass(frozen=True)
 class _Lifetime:
@@ -541,42 +394,3 @@ def _raise_if_permanent(failures: Sequence[DeliveryFailure]) -> None:
                 f"Kafka refused conversation {failure.key} for good{hint}",
                 kafka_error=f"{failure.code}: {failure.error}",
             )
-
-
-def _attributes_json(record: Mapping[str, Any]) -> bytes:
-    """`{participantId: attributes}` of a job record as JSON (`{}`: Genesys returned none)."""
-    found: dict[str, Any] = {}
-    for participant in record.get("participants") or ():
-        if isinstance(participant, dict):
-            pid, attrs = participant.get("participantId"), participant.get("attributes")
-            if isinstance(pid, str) and isinstance(attrs, dict):
-                found[pid] = attrs
-    return orjson.dumps(found, option=orjson.OPT_SORT_KEYS)
-
-
-def with_attributes(record: dict[str, Any], attributes: Mapping[str, Any]) -> dict[str, Any] | None:
-    """`record` with `attributes[participantId]` set on each participant that has none (a copy), or None
-    when nothing was carried (no participant matched, or every one already has attributes)."""
-    participants = record.get("participants")
-    if not attributes or not isinstance(participants, list):
-        return None
-    merged: list[Any] = []
-    carried = False
-    for participant in participants:
-        pid = participant.get("participantId") if isinstance(participant, dict) else None
-        if isinstance(pid, str) and pid in attributes and "attributes" not in participant:
-            merged.append({**participant, "attributes": attributes[pid]})
-            carried = True
-        else:
-            merged.append(participant)
-    return {**record, "participants": merged} if carried else None
-
-
-def _start(record: dict[str, Any]) -> datetime | None:
-    value = record.get("conversationStart")
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None

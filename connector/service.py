@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from connector import __version__
-from connector.app import Connector, LoopSettings
+from connector.app import Connector
 from connector.clock import Clock, SystemClock
 from connector.completeness import Completeness, ControlReporter, JobSettlements, LedgerPruning, Settlements
 from connector.config import Settings
@@ -35,12 +35,14 @@ from connector.genesys.client import GenesysClient
 from connector.genesys.fetcher import WindowFetcher
 from connector.genesys.jobs import JobRunner, build_job_body
 from connector.health import HealthServer, Heartbeat, LoopStallMonitor
+from connector.job_passes import SettlementListener
 from connector.jobs_schedule import JobScheduler
 from connector.kafka.publisher import KafkaPublisher
 from connector.librdkafka import producer_settings
 from connector.logs import process_redactor
+from connector.loop_settings import LoopSettings
 from connector.metrics import ConnectorMetrics
-from connector.passes import InFlightSnapshots, PassRunner, SettlementListener
+from connector.passes import InFlightSnapshots, PassRunner
 from connector.retry import RetryPolicy
 from connector.secrets import Redactor, is_secret_name
 from connector.state.changes import ChangeStore
@@ -166,7 +168,7 @@ async def run_connector(
 ) -> int:
     """Run one connector until it stops; returns the process exit code. Never raises an Exception.
 
-    `settlement` is told each span a settling job read to its end (`connector.passes.SettlementListener`).
+    `settlement` is told each span a settling job read to its end (`connector.job_passes.SettlementListener`).
 
     `redactor` (default: the one logging uses) learns every secret: the configured ones now, each OAuth
     token as it arrives. An exception that is not one of ours is logged with its traceback through the

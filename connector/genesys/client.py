@@ -10,23 +10,24 @@ A 401 gets exactly one token refresh and retry. Metrics: `api_requests{endpoint,
 `api_inflight_requests`. Failed calls log their `ININ-Correlation-Id`; nothing logs a token or the secret,
 and both (the Basic credentials and every bearer token) are reported to the injected `secrets` registry.
 
-HTTP outcomes are mapped onto `connector.errors` only here: `classify_response` (responses) and
-`classify_transport_error` (no response). The pagination cap (400 "Pagination may not exceed...") is not
-an error but a signal to the pager, `PaginationCapReached`, raised here too.
+HTTP outcomes are mapped onto `connector.errors` in one place, `connector.genesys.responses`, called here:
+`classify_response` (responses) and `classify_transport_error` (no response). The pagination cap (400
+"Pagination may not exceed...") is not an error but a signal to the pager, `PaginationCapReached`.
+Endpoint paths and labels are in `connector.genesys.endpoints`.
 
 
 Async details jobs (genesys-api.md §2) have one method per endpoint too (`submit_job`, `job_status`,
 `job_results`, `delete_job`, `data_availability`); two of their answers are the job's own outcome rather
 than a failed request, so they are raised at once and never retried here: a 404 on a job id
 (`JobGoneError`: expired or unknown, submit a new one) and a 429 "maximum number of concurrent jobs" on a
-submission (`JobCapacityError`: wait for a job to finish). `connector.genesys.jobs` runs jobs with them.
+submission (`JobCapacityError`: wait for a job to finish). `connector.genesys.jobs` runs jobs with them;
+their answers are parsed by `connector.genesys.jobs_api`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import email.utils
 import logging
 import random
 import urllib.parse
@@ -39,175 +40,48 @@ import httpx
 import orjson
 
 from connector import __version__
-from connector.clock import Clock, parse_instant
+from connector.clock import Clock
 from connector.config import GenesysSettings
 from connector.errors import (
     ApiContractError,
     ApiError,
     AuthenticationError,
-    JobCapacityError,
-    JobGoneError,
-    PermissionDeniedError,
     RateLimitedError,
     RetriesExhaustedError,
     UpstreamUnavailableError,
-    describe_exception,
 )
 from connector.genesys.auth import TokenProvider
+from connector.genesys.endpoints import (
+    JOB_DELETE_ENDPOINT,
+    JOB_RESULTS_ENDPOINT,
+    JOB_STATUS_ENDPOINT,
+    JOBS_AVAILABILITY_ENDPOINT,
+    JOBS_AVAILABILITY_PATH,
+    JOBS_PATH,
+    JOBS_SUBMIT_ENDPOINT,
+    MAX_IDS_PER_GET,
+    MULTIGET_ENDPOINT,
+    MULTIGET_PATH,
+    QUERY_ENDPOINT,
+    QUERY_PATH,
+    TOKEN_ENDPOINT,
+    TOKEN_PATH,
+)
+from connector.genesys.jobs_api import JobResultsPage, JobStatus, instant_or_none
 from connector.genesys.jobstate import JobState as JobState  # re-exported: jobs.py and tests read it here
-from connector.genesys.pagination import PaginationCapReached
 from connector.genesys.ratelimit import Pacer
+from connector.genesys.responses import (
+    classify_response,
+    classify_transport_error,
+    retry_after_s,
+    retry_reason,
+)
 from connector.metrics import ConnectorMetrics
 from connector.retry import RetryPolicy
 from connector.secrets import SecretRegistry
 from connector.windows import Window
 
 log = logging.getLogger(__name__)
-
-QUERY_PATH = "/api/v2/analytics/conversations/details/query"
-MULTIGET_PATH = "/api/v2/analytics/conversations/details"
-TOKEN_PATH = "/oauth/token"  # noqa: S105 - a URL path, not a password
-#: Endpoint labels for metrics and errors (templated names, never ids).
-QUERY_ENDPOINT = "details_query"
-MULTIGET_ENDPOINT = "details_multiget"
-TOKEN_ENDPOINT = "oauth_token"  # noqa: S105 - a metric label
-#: Most ids one multi-get request carries.
-MAX_IDS_PER_GET = 100
-JOBS_PATH = "/api/v2/analytics/conversations/details/jobs"
-JOBS_AVAILABILITY_PATH = JOBS_PATH + "/availability"
-JOBS_SUBMIT_ENDPOINT = "jobs_submit"
-JOB_STATUS_ENDPOINT = "job_status"
-JOB_RESULTS_ENDPOINT = "job_results"
-JOB_DELETE_ENDPOINT = "job_delete"
-JOBS_AVAILABILITY_ENDPOINT = "jobs_availability"
-#: Endpoints addressing one job by id: a 404 there means the job (or its results) is gone.
-_JOB_ID_ENDPOINTS = {JOB_STATUS_ENDPOINT, JOB_RESULTS_ENDPOINT, JOB_DELETE_ENDPOINT}
-#: How a 429 "too many concurrent jobs" differs from the rate limit (INFERRED, genesys-api.md §2.5: the
-#: simulator's code, and the words of its message); any other 429 on a submission is the rate limit.
-_JOB_CAP_CODE = "too.many.requests.jobs"
-_JOB_CAP_TEXT = "concurrent jobs"
-CORRELATION_HEADER = "ININ-Correlation-Id"
-_PAGINATION_CAP_TEXT = "pagination may not exceed"
-_RETRIABLE_STATUSES = {408, 500, 502, 503, 504}
-
-
-# --------------------------------------------------------------------------------------------- classify
-def classify_response(response: httpx.Response, *, endpoint: str) -> Any:
-    """Return the parsed JSON body of a successful response; raise the matching error otherwise.
-
-    2xx with a JSON body -> the body. 2xx with a truncated/non-JSON body -> UpstreamUnavailableError
-    ("bad_body"). 429 -> RateLimitedError (Retry-After, else inin-ratelimit-reset). 408/5xx (HTML error pages
-    included) -> UpstreamUnavailableError ("408"/"5xx"). 400 "Pagination may not exceed..." ->
-    PaginationCapReached (a signal to the pager, not an error). 401 -> AuthenticationError. 403 ->
-    PermissionDeniedError. Other statuses -> ApiContractError with Genesys' ErrorBody message.
-    """
-    status = response.status_code
-    correlation_id = response.headers.get(CORRELATION_HEADER)
-    if 200 <= status < 300:
-        try:
-            return orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            raise UpstreamUnavailableError(
-                "response body is not valid JSON (truncated?)",
-                reason="bad_body",
-                status=status,
-                correlation_id=correlation_id,
-                endpoint=endpoint,
-            ) from None
-    message, code, context_id = _error_body(response)
-    ctx: dict[str, Any] = {
-        "status": status,
-        "code": code,
-        "correlation_id": correlation_id or context_id,
-        "endpoint": endpoint,
-    }
-    if status == 429 and endpoint == JOBS_SUBMIT_ENDPOINT and _is_job_cap(code, message):
-        raise JobCapacityError(message or "too many concurrent jobs", **ctx)
-    if status == 404 and endpoint in _JOB_ID_ENDPOINTS:
-        raise JobGoneError(message or "job not found", **ctx)
-    if status == 429:
-        retry_after = _retry_after_s(response.headers)
-        raise RateLimitedError(message or "rate limited", retry_after_s=retry_after, **ctx)
-    if status in _RETRIABLE_STATUSES or status >= 500:
-        reason = "408" if status == 408 else "5xx"
-        raise UpstreamUnavailableError(message or f"HTTP {status}", reason=reason, **ctx)
-    if status == 400 and _PAGINATION_CAP_TEXT in (message or "").lower():
-        raise PaginationCapReached(message or "pagination cap")
-    if status == 401:
-        raise AuthenticationError(message or "authentication required", **ctx)
-    if status == 403:
-        raise PermissionDeniedError(
-            f"the OAuth client lacks the permission {PermissionDeniedError.permission} "
-            f"(Genesys said: {message or 'forbidden'})",
-            **ctx,
-        )
-    raise ApiContractError(f"Genesys rejected the request: {message or f'HTTP {status}'}", **ctx)
-
-
-def _is_job_cap(code: str | None, message: str | None) -> bool:
-    """A 429 on a job submission that is the concurrent-jobs cap, not the request rate limit."""
-    return code == _JOB_CAP_CODE or _JOB_CAP_TEXT in (message or "").lower()
-
-
-def classify_transport_error(exc: httpx.RequestError, *, endpoint: str) -> UpstreamUnavailableError:
-    """No (complete) response: timeouts, refused/reset connections, protocol errors, undecodable bodies."""
-    if isinstance(exc, httpx.TimeoutException):
-        reason = "timeout"
-    elif isinstance(exc, httpx.DecodingError):
-        reason = "bad_body"
-    else:
-        reason = "connection"
-    return UpstreamUnavailableError(describe_exception(exc), reason=reason, endpoint=endpoint)
-
-
-def retry_reason(error: ApiError) -> str:
-    """`reason` label of `api_retries_total` for a retried failure: `429`, or the unavailability's reason
-    (`5xx`, `408`, `timeout`, `connection`, `bad_body`); the 401 refresh-and-retry counts as `401`."""
-    if isinstance(error, RateLimitedError):
-        return "429"
-    if isinstance(error, UpstreamUnavailableError):
-        return error.reason
-    return type(error).__name__
-
-
-def _error_body(response: httpx.Response) -> tuple[str | None, str | None, str | None]:
-    """`message`, `code`, `contextId` of a Genesys ErrorBody (None when the body is not one, e.g. HTML)."""
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return None, None, None
-    if not isinstance(body, dict):
-        return None, None, None
-    message = body.get("message") or body.get("error_description") or body.get("description")
-    code, context = body.get("code") or body.get("error"), body.get("contextId")
-    return (
-        str(message)[:500] if message is not None else None,
-        str(code) if code is not None else None,
-        str(context) if context is not None else None,
-    )
-
-
-def _retry_after_s(headers: httpx.Headers) -> float | None:
-    """Retry-After (seconds or HTTP date), else inin-ratelimit-reset; None when neither is usable."""
-    value = headers.get("retry-after")
-    if value is not None:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-            sent = email.utils.parsedate_to_datetime(headers.get("date", value))
-            return max(0.0, (when - sent).total_seconds())
-        except (TypeError, ValueError):
-            pass
-    reset = headers.get("inin-ratelimit-reset")
-    if reset is not None:
-        try:
-            return max(0.0, float(reset))
-        except ValueError:
-            return None
-    return None
 
 
 # --------------------------------------------------------------------------------------------- client
@@ -385,7 +259,7 @@ class GenesysClient:
             _Request(JOBS_AVAILABILITY_ENDPOINT, "GET", self._config.api_base_url + JOBS_AVAILABILITY_PATH)
         )
         value = result.get("dataAvailabilityDate") if isinstance(result, dict) else None
-        instant = _instant_or_none(value)
+        instant = instant_or_none(value)
         if instant is None:
             raise ApiContractError(
                 f"the availability answer has no valid 'dataAvailabilityDate' ({value!r})",
@@ -513,7 +387,7 @@ class GenesysClient:
         self._metrics.api_requests.labels(request.endpoint, str(response.status_code)).inc()
         if response.status_code == 429:
             self._metrics.api_throttled.inc()
-            retry_after = _retry_after_s(response.headers)
+            retry_after = retry_after_s(response.headers)
             if retry_after is not None:
                 self._metrics.api_retry_after_seconds.observe(retry_after)
         return response
@@ -532,66 +406,3 @@ def _check_query_shape(result: Any, endpoint: str) -> dict[str, Any]:
     if total is not None and (not isinstance(total, int) or isinstance(total, bool)):
         raise ApiContractError(f"'totalHits' is not an integer ({total!r})", endpoint=endpoint)
     return {**result, "conversations": conversations, "totalHits": total}
-
-
-# --------------------------------------------------------------------------------------------- job models
-@dataclass(frozen=True)
-class JobStatus:
-    """A job's status; dates are None when Genesys left them out."""
-
-    state: JobState
-    error_message: str | None = None
-    expiration_date: datetime | None = None
-    submission_date: datetime | None = None
-    completion_date: datetime | None = None
-
-    @classmethod
-    def from_body(cls, body: Any) -> JobStatus:
-        if not isinstance(body, dict):
-            raise ApiContractError("the job status is not a JSON object", endpoint=JOB_STATUS_ENDPOINT)
-        try:
-            state = JobState(str(body.get("state")))
-        except ValueError:
-            raise ApiContractError(
-                f"unknown job state {body.get('state')!r}", endpoint=JOB_STATUS_ENDPOINT
-            ) from None
-        message = body.get("errorMessage")
-        return cls(
-            state=state,
-            error_message=str(message) if message is not None else None,
-            expiration_date=_instant_or_none(body.get("expirationDate")),
-            submission_date=_instant_or_none(body.get("submissionDate")),
-            completion_date=_instant_or_none(body.get("completionDate")),
-        )
-
-
-@dataclass(frozen=True)
-class JobResultsPage:
-    """One page of a job's results: records (with participant attributes), the cursor to the next page
-    (None on the last page) and the data lake's availability date when the job ran."""
-
-    conversations: list[dict[str, Any]]
-    cursor: str | None
-    data_availability_date: datetime | None
-
-    @classmethod
-    def from_body(cls, body: Any) -> JobResultsPage:
-        if not isinstance(body, dict):
-            raise ApiContractError("the job results are not a JSON object", endpoint=JOB_RESULTS_ENDPOINT)
-        conversations = body.get("conversations") or []
-        if not isinstance(conversations, list) or not all(isinstance(c, dict) for c in conversations):
-            raise ApiContractError("'conversations' is not a list of objects", endpoint=JOB_RESULTS_ENDPOINT)
-        cursor = body.get("cursor")
-        if cursor is not None and (not isinstance(cursor, str) or not cursor):
-            raise ApiContractError(f"'cursor' is not a string ({cursor!r})", endpoint=JOB_RESULTS_ENDPOINT)
-        return cls(conversations, cursor, _instant_or_none(body.get("dataAvailabilityDate")))
-
-
-def _instant_or_none(value: Any) -> datetime | None:
-    """An ISO-8601 instant from a response, or None when absent or not one."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_instant(value)
-    except ValueError:
-        return None

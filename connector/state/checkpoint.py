@@ -73,7 +73,7 @@ class _Frozen(BaseModel):
 class JobCursor(_Frozen):
     """Where a job pass stands: its job and the cursor after its last ACKNOWLEDGED page (None: first page).
 
-    The plain-data form of `connector.genesys.jobs.JobResume` (the cursor is opaque, not a secret).
+    The plain-data form of `connector.genesys.job_events.JobResume` (the cursor is opaque, not a secret).
     """
 
     job_id: str

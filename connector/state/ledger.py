@@ -20,193 +20,68 @@ The conversations each hour's *settling reads* returned (`record_settling`) are 
 `settle_hour` can count expected and delivered when the last of an hour's windows is read for the last
 time.
 
-Storage: its own SQLite file beside the checkpoint (`<state dir>/ledger.sqlite3`), WAL, `synchronous=NORMAL`,
-like the change store and for the same reasons - a busy org sees ~10k conversations an hour over a
-follow-up horizon of days, so a JSON file rewritten atomically on every page (checkpoint.py's way) would be
-megabytes per write, while SQLite updates rows in place and answers "per hour" with an index. Not a table
-in `changes.sqlite3`: the two have different lifetimes and recovery rules (moving the change store aside
-re-publishes everything; moving the ledger aside only loses counts), separate schema versions, and
-`verify` opens the ledger read-only (`Ledger.open(..., read_only=True)`) while the worker writes it, which
-WAL allows. A power cut may lose the last commits: a lost sighting only makes that conversation look like a
-late find when it is seen again, never hides a missing one.
-
-Bounded: `prune(settled_before, all_before)` drops hours that are settled and reported and older than the
-first bound, and every hour older than the second (the follow-up horizon), with their per-pass counts.
+Storage (its own SQLite file beside the checkpoint, why, and pruning): `connector.state.ledger_store`.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
-import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
-from connector.errors import CheckpointError
 from connector.metrics import ConnectorMetrics
-from connector.state.statedir import disk_full_error
+from connector.state.ledger_store import (
+    COUNT_ACKED,
+    COUNT_PASS,
+    INSERT_SIGHTING,
+    LEDGER_FILE,
+    SELECT_KNOWN,
+    SELECT_LATE,
+    LedgerStore,
+)
+from connector.state.ledger_types import (
+    FIRST_PASS,
+    FOLLOW_UP,
+    HOUR,
+    JOB,
+    LATE_SOURCES,
+    RESCAN,
+    SOURCES,
+    HourCounts,
+    HourSettlement,
+    LateFind,
+    Sighting,
+    hour_key,
+    hour_of,
+    key_hour,
+)
+
+# The ledger's public names, wherever they are defined (callers import them from here).
+__all__ = [
+    "FIRST_PASS",
+    "FOLLOW_UP",
+    "HOUR",
+    "JOB",
+    "LATE_SOURCES",
+    "LEDGER_FILE",
+    "RESCAN",
+    "SOURCES",
+    "HourCounts",
+    "HourSettlement",
+    "LateFind",
+    "Ledger",
+    "Sighting",
+    "hour_of",
+]
 
 log = logging.getLogger(__name__)
 
-LEDGER_FILE = "ledger.sqlite3"
-SCHEMA_VERSION = 1
-HOUR = timedelta(hours=1)
-FIRST_PASS = "first_pass"  # noqa: S105 - a source label
-RESCAN = "rescan"
-FOLLOW_UP = "follow_up"
-JOB = "job"
-SOURCES = (FIRST_PASS, RESCAN, FOLLOW_UP, JOB)
-LATE_SOURCES = (RESCAN, FOLLOW_UP, JOB)
 _CHUNK = 500
 
-_SCHEMA = (
-    """
-    CREATE TABLE IF NOT EXISTS sightings (
-        conversation_id TEXT PRIMARY KEY,
-        hour            INTEGER NOT NULL,
-        source          TEXT NOT NULL,
-        window          TEXT,
-        seen_at         REAL NOT NULL,
-        acked_at        REAL
-    ) WITHOUT ROWID
-    """,
-    "CREATE INDEX IF NOT EXISTS sightings_hour ON sightings (hour)",
-    """
-    CREATE TABLE IF NOT EXISTS passes (
-        window   TEXT NOT NULL,
-        pass     TEXT NOT NULL,
-        hour     INTEGER NOT NULL,
-        seen     INTEGER NOT NULL DEFAULT 0,
-        first    INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (window, pass, hour)
-    ) WITHOUT ROWID
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS settling (
-        conversation_id TEXT PRIMARY KEY,
-        hour            INTEGER NOT NULL
-    ) WITHOUT ROWID
-    """,
-    "CREATE INDEX IF NOT EXISTS settling_hour ON settling (hour)",
-    """
-    CREATE TABLE IF NOT EXISTS hours (
-        hour                   INTEGER PRIMARY KEY,
-        settled_by             TEXT,
-        settled_at             REAL,
-        expected               INTEGER,
-        delivered              INTEGER,
-        data_availability_date TEXT,
-        reported_at            REAL
-    )
-    """,
-)
-_INSERT_SIGHTING = """
-INSERT INTO sightings (conversation_id, hour, source, window, seen_at) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (conversation_id) DO NOTHING
-"""
-_COUNT_PASS = (  # an UPSERT statement (not a password)
-    """
-INSERT INTO passes (window, pass, hour, seen, first) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (window, pass, hour) DO UPDATE SET seen = seen + excluded.seen, first = first + excluded.first
-"""  # noqa: S105
-)
 
-# Statements completed with "(?,?,...)" placeholders only (never values):
-_SELECT_KNOWN = "SELECT conversation_id FROM sightings WHERE conversation_id IN "
-_COUNT_ACKED = "SELECT COUNT(*) FROM sightings WHERE acked_at IS NOT NULL AND conversation_id IN "
-_SELECT_LATE = (
-    "SELECT conversation_id, hour, source, seen_at FROM sightings WHERE hour >= ? AND hour < ? AND source IN "
-)
-_DELETE_SIGHTINGS = """
-DELETE FROM sightings WHERE hour < ?
-   OR hour IN (SELECT hour FROM hours WHERE hour < ? AND reported_at IS NOT NULL)
-"""
-_DELETE_SETTLING = """
-DELETE FROM settling WHERE hour < ?
-   OR hour IN (SELECT hour FROM hours WHERE hour < ? AND reported_at IS NOT NULL)
-"""
-_DELETE_PASSES = """
-DELETE FROM passes WHERE hour < ?
-   OR hour IN (SELECT hour FROM hours WHERE hour < ? AND reported_at IS NOT NULL)
-"""
-
-
-def hour_of(moment: datetime) -> datetime:
-    """The UTC hour `moment` falls in (its start)."""
-    utc = moment.astimezone(UTC)
-    return utc.replace(minute=0, second=0, microsecond=0)
-
-
-def _key(hour: datetime) -> int:
-    return int(hour_of(hour).timestamp())
-
-
-def _hour(key: int) -> datetime:
-    return datetime.fromtimestamp(key, UTC)
-
-
-@dataclass(frozen=True)
-class Sighting:
-    """One conversation seen by one source (a window pass, the follow-up, the settling job)."""
-
-    conversation_id: str
-    start: datetime
-    source: str
-    window: str | None = None  # the window's interval, for per-pass counts
-    pass_label: str | None = None  # "0", "1".., "open", "job"
-
-
-@dataclass(frozen=True)
-class HourCounts:
-    """Distinct conversations of one hour of conversation start, by the source that found them first."""
-
-    hour: datetime
-    by_source: dict[str, int] = field(default_factory=dict)
-    acked: int = 0
-
-    @property
-    def total(self) -> int:
-        return sum(self.by_source.values())
-
-    @property
-    def first_pass(self) -> int:
-        return self.by_source.get(FIRST_PASS, 0)
-
-    @property
-    def found_late(self) -> int:
-        return sum(self.by_source.get(s, 0) for s in LATE_SOURCES)
-
-    @property
-    def unacked(self) -> int:
-        return self.total - self.acked
-
-
-@dataclass(frozen=True)
-class LateFind:
-    conversation_id: str
-    hour: datetime
-    source: str
-    seen_at: datetime
-
-
-@dataclass(frozen=True)
-class HourSettlement:
-    """How an hour was declared final, for its range-final event."""
-
-    hour: datetime
-    settled_by: str
-    settled_at: datetime
-    expected: int
-    delivered: int
-    data_availability_date: str | None
-    reported_at: datetime | None
-
-
-class Ledger:
+class Ledger(LedgerStore):
     """The completeness ledger in SQLite (see the module docstring). One thread at a time, any thread.
 
     `metrics` (optional) receives the late-find counter; `verify` opens the file read-only without it.
@@ -219,89 +94,13 @@ class Ledger:
         metrics: ConnectorMetrics | None = None,
         read_only: bool = False,
     ) -> None:
-        self.path = Path(directory) / LEDGER_FILE
         self._metrics = metrics
-        self._read_only = read_only
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = self._open()
+        super().__init__(directory, read_only=read_only)
 
     @classmethod
     def open(cls, directory: Path, *, read_only: bool = False) -> Ledger:
         """The ledger of a state directory; read-only for `verify` (no file is created)."""
         return cls(directory, read_only=read_only)
-
-    # ----------------------------------------------------------------------------------- setup
-    def _open(self) -> sqlite3.Connection:
-        try:
-            if self._read_only:
-                if not self.path.exists():
-                    raise CheckpointError("no completeness ledger here yet", path=str(self.path))
-                conn = sqlite3.connect(
-                    f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
-                )
-            else:
-                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise CheckpointError(f"cannot open completeness ledger: {exc}", path=str(self.path)) from None
-        try:
-            (version,) = conn.execute("PRAGMA user_version").fetchone()
-            if version > SCHEMA_VERSION:
-                raise CheckpointError(
-                    f"completeness ledger was written by a newer connector (schema {version}; this "
-                    f"version reads {SCHEMA_VERSION})",
-                    path=str(self.path),
-                )
-            if not self._read_only:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except sqlite3.Error as exc:
-            conn.close()
-            raise self._fail("open", exc) from None
-        except CheckpointError:
-            conn.close()
-            raise
-        return conn
-
-    def _fail(self, operation: str, exc: sqlite3.Error) -> CheckpointError:
-        full = disk_full_error(exc, self.path.parent, operation=f"completeness ledger {operation}")
-        if full is not None:
-            return full
-        return CheckpointError(
-            f"completeness ledger {operation} failed: {exc} (moving the file aside only loses counts)",
-            path=str(self.path),
-        )
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise RuntimeError("Ledger used after close()")
-        return self._conn
-
-    def _write(self, operation: str, work: Iterable[tuple[str, Iterable[tuple[object, ...]]]]) -> None:
-        """Run `executemany` statements in one transaction."""
-        with self._lock:
-            conn = self._connection()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for sql, rows in work:
-                        conn.executemany(sql, rows)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise self._fail(operation, exc) from None
-
-    def _read(self, sql: str, params: tuple[object, ...] = ()) -> list[Any]:
-        with self._lock:
-            try:
-                return list(self._connection().execute(sql, params).fetchall())
-            except sqlite3.Error as exc:
-                raise self._fail("read", exc) from None
 
     # ----------------------------------------------------------------------------------- writes
     def record_seen(
@@ -341,17 +140,20 @@ class Ledger:
         for s in batch:
             if s.window is None or s.pass_label is None:
                 continue
-            counts = pass_rows.setdefault((s.window, s.pass_label, _key(s.start)), [0, 0])
+            counts = pass_rows.setdefault((s.window, s.pass_label, hour_key(s.start)), [0, 0])
             counts[0] += 1
             counts[1] += 1 if fresh.get(s.conversation_id) is s else 0
         self._write(
             "write",
             [
                 (
-                    _INSERT_SIGHTING,
-                    [(s.conversation_id, _key(s.start), s.source, s.window, seen_at) for s in fresh.values()],
+                    INSERT_SIGHTING,
+                    [
+                        (s.conversation_id, hour_key(s.start), s.source, s.window, seen_at)
+                        for s in fresh.values()
+                    ],
                 ),
-                (_COUNT_PASS, [(w, p, h, c[0], c[1]) for (w, p, h), c in pass_rows.items()]),
+                (COUNT_PASS, [(w, p, h, c[0], c[1]) for (w, p, h), c in pass_rows.items()]),
             ],
         )
         late = [
@@ -381,7 +183,7 @@ class Ledger:
             chunk = ids[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = self._read(
-                _SELECT_KNOWN + f"({marks})",
+                SELECT_KNOWN + f"({marks})",
                 tuple(chunk),
             )
             found.update(str(r[0]) for r in rows)
@@ -420,7 +222,7 @@ class Ledger:
             chunk = ids[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
             ((n,),) = self._read(
-                _COUNT_ACKED + f"({marks})",
+                COUNT_ACKED + f"({marks})",
                 tuple(chunk),
             )
             total += int(n)
@@ -437,7 +239,7 @@ class Ledger:
         data_availability_date: str | None = None,
     ) -> HourSettlement:
         """Record that `hour` is final (`settled_by`: "job" or "rescan"); counts the metrics."""
-        key = _key(hour)
+        key = hour_key(hour)
         self._write(
             "write",
             [
@@ -460,7 +262,9 @@ class Ledger:
             if delivered < expected:
                 self._metrics.ranges_mismatch.inc()
             self._metrics.ranges_missing_conversations.set(self.missing_in_settled())
-        return HourSettlement(_hour(key), settled_by, at, expected, delivered, data_availability_date, None)
+        return HourSettlement(
+            key_hour(key), settled_by, at, expected, delivered, data_availability_date, None
+        )
 
     def record_settling(self, conversations: Iterable[tuple[str, datetime]]) -> None:
         """Note conversations a *settling read* returned (the final re-scan, or the settling job).
@@ -469,7 +273,7 @@ class Ledger:
         (`settle_hour`); kept here, not in memory, because an hour is read by several windows' final
         re-scans, at different times, possibly across restarts.
         """
-        rows = [(cid, _key(start)) for cid, start in conversations]
+        rows = [(cid, hour_key(start)) for cid, start in conversations]
         if rows:
             self._write(
                 "write",
@@ -481,14 +285,14 @@ class Ledger:
     ) -> HourSettlement:
         """Declare `hour` final from its settling reads: expected = the distinct conversations they returned,
         delivered = those of them Kafka acknowledged (so an extra conversation never hides a missing one)."""
-        key = _key(hour)
+        key = hour_key(hour)
         ((expected, delivered),) = self._read(
             "SELECT COUNT(*), COUNT(s.acked_at) FROM settling AS r "
             "LEFT JOIN sightings AS s ON s.conversation_id = r.conversation_id WHERE r.hour = ?",
             (key,),
         )
         return self.mark_settled(
-            _hour(key),
+            key_hour(key),
             settled_by=settled_by,
             expected=int(expected),
             delivered=int(delivered),
@@ -502,60 +306,25 @@ class Ledger:
             "SELECT r.conversation_id FROM settling AS r LEFT JOIN sightings AS s "
             "ON s.conversation_id = r.conversation_id WHERE r.hour = ? AND s.acked_at IS NULL "
             "ORDER BY r.conversation_id",
-            (_key(hour),),
+            (hour_key(hour),),
         )
         return [str(r[0]) for r in rows]
 
     def mark_reported(self, hour: datetime, *, at: datetime) -> None:
         """The hour's range-final event was acknowledged by Kafka (it may now be pruned)."""
         self._write(
-            "write", [("UPDATE hours SET reported_at = ? WHERE hour = ?", [(at.timestamp(), _key(hour))])]
+            "write", [("UPDATE hours SET reported_at = ? WHERE hour = ?", [(at.timestamp(), hour_key(hour))])]
         )
-
-    def prune(self, *, settled_before: datetime, all_before: datetime) -> int:
-        """Drop settled-and-reported hours before `settled_before` and every hour before `all_before`.
-
-        Returns the number of conversations dropped. `all_before` is the follow-up horizon: nothing
-        sees those hours again, so their counts can no longer change.
-        """
-        settled_key, all_key = _key(settled_before), _key(all_before)
-        with self._lock:
-            conn = self._connection()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    cur = conn.execute(
-                        _DELETE_SIGHTINGS,
-                        (all_key, settled_key),
-                    )
-                    dropped = cur.rowcount
-                    conn.execute(
-                        _DELETE_PASSES,
-                        (all_key, settled_key),
-                    )
-                    conn.execute(_DELETE_SETTLING, (all_key, settled_key))
-                    conn.execute(
-                        "DELETE FROM hours WHERE hour < ? OR (hour < ? AND reported_at IS NOT NULL)",
-                        (all_key, settled_key),
-                    )
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise self._fail("prune", exc) from None
-        return dropped
 
     # ----------------------------------------------------------------------------------- reads
     def hour_counts(self, hour: datetime) -> HourCounts:
         """Counts of the hour `hour` falls in (zeros when the ledger knows nothing of it)."""
-        key = _key(hour)
-        return self._hour_rows(key, key + 3600).get(key, HourCounts(_hour(key)))
+        key = hour_key(hour)
+        return self._hour_rows(key, key + 3600).get(key, HourCounts(key_hour(key)))
 
     def hours(self, start: datetime, end: datetime) -> list[HourCounts]:
         """Counts of every hour in `[hour_of(start), end)` the ledger holds conversations for, in order."""
-        rows = self._hour_rows(_key(start), int(end.timestamp()))
+        rows = self._hour_rows(hour_key(start), int(end.timestamp()))
         return [rows[k] for k in sorted(rows)]
 
     def _hour_rows(self, first: int, end: int) -> dict[int, HourCounts]:
@@ -570,17 +339,17 @@ class Ledger:
             key = int(hour)
             sources.setdefault(key, {})[str(source)] = int(count)
             acked[key] = acked.get(key, 0) + int(n_acked)
-        return {k: HourCounts(_hour(k), sources[k], acked[k]) for k in sources}
+        return {k: HourCounts(key_hour(k), sources[k], acked[k]) for k in sources}
 
     def found_late(self, start: datetime, end: datetime) -> list[LateFind]:
         """Conversations of the hours in `[hour_of(start), end)` first found late."""
         marks = ",".join("?" * len(LATE_SOURCES))
         rows = self._read(
-            _SELECT_LATE + f"({marks}) ORDER BY hour, conversation_id",
-            (_key(start), int(end.timestamp()), *LATE_SOURCES),
+            SELECT_LATE + f"({marks}) ORDER BY hour, conversation_id",
+            (hour_key(start), int(end.timestamp()), *LATE_SOURCES),
         )
         return [
-            LateFind(str(c), _hour(int(h)), str(s), datetime.fromtimestamp(float(t), UTC))
+            LateFind(str(c), key_hour(int(h)), str(s), datetime.fromtimestamp(float(t), UTC))
             for c, h, s, t in rows
         ]
 
@@ -591,28 +360,28 @@ class Ledger:
         sql = "SELECT conversation_id, hour FROM sightings WHERE hour >= ? AND hour < ?"
         if acked_only:
             sql += " AND acked_at IS NOT NULL"
-        rows = self._read(sql, (_key(start), int(end.timestamp())))
-        return {str(c): _hour(int(h)) for c, h in rows}
+        rows = self._read(sql, (hour_key(start), int(end.timestamp())))
+        return {str(c): key_hour(int(h)) for c, h in rows}
 
     def pass_counts(self, window: str) -> dict[str, dict[datetime, tuple[int, int]]]:
         """Per pass of `window` (its interval): hour -> (sightings, first sightings)."""
         rows = self._read("SELECT pass, hour, seen, first FROM passes WHERE window = ?", (window,))
         out: dict[str, dict[datetime, tuple[int, int]]] = {}
         for pass_label, hour, seen, first in rows:
-            out.setdefault(str(pass_label), {})[_hour(int(hour))] = (int(seen), int(first))
+            out.setdefault(str(pass_label), {})[key_hour(int(hour))] = (int(seen), int(first))
         return out
 
     def settlement(self, hour: datetime) -> HourSettlement | None:
         rows = self._read(
             "SELECT hour, settled_by, settled_at, expected, delivered, data_availability_date, reported_at "
             "FROM hours WHERE hour = ? AND settled_by IS NOT NULL",
-            (_key(hour),),
+            (hour_key(hour),),
         )
         if not rows:
             return None
         h, by, at, expected, delivered, dad, reported = rows[0]
         return HourSettlement(
-            _hour(int(h)),
+            key_hour(int(h)),
             str(by),
             datetime.fromtimestamp(float(at), UTC),
             int(expected),
@@ -627,7 +396,7 @@ class Ledger:
             "SELECT hour FROM hours WHERE settled_by IS NOT NULL AND reported_at IS NULL ORDER BY hour"
         )
         for (hour,) in rows:
-            found = self.settlement(_hour(int(hour)))
+            found = self.settlement(key_hour(int(hour)))
             if found is not None:
                 yield found
 
@@ -641,12 +410,6 @@ class Ledger:
     def count(self) -> int:
         ((n,),) = self._read("SELECT COUNT(*) FROM sightings")
         return int(n)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                conn, self._conn = self._conn, None
-                conn.close()
 
     def __enter__(self) -> Ledger:
         return self

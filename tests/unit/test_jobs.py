@@ -33,7 +33,6 @@ from connector.genesys.client import (
     JOBS_SUBMIT_ENDPOINT,
     QUERY_ENDPOINT,
     GenesysClient,
-    JobState,
     classify_response,
 )
 from connector.genesys.jobs import (
@@ -45,6 +44,7 @@ from connector.genesys.jobs import (
     JobSubmitted,
     in_span,
 )
+from connector.genesys.jobstate import JobState
 from connector.metrics import ConnectorMetrics
 from connector.windows import Window
 

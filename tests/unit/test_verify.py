@@ -18,20 +18,15 @@ from connector.config import load_config
 from connector.errors import ExitCode
 from connector.state.ledger import FIRST_PASS, RESCAN, Ledger
 from connector.verify import (
-    ReferenceSet,
     TerminalProgress,
     VerifyRequest,
     VerifyUsageError,
-    collect_reference,
-    compare,
     parse_when,
-    periods,
-    plan_reference,
-    render_json,
-    render_table,
     run_verify,
     verify_settings,
 )
+from connector.verify_reference import ReferenceSet, collect_reference, plan_reference
+from connector.verify_report import compare, periods, render_json, render_table
 from connector.windows import Window
 
 pytestmark = pytest.mark.usefixtures("no_connector_env")
@@ -259,7 +254,7 @@ class _FakeJobs:
 
 def test_the_job_reference_reads_whole_utc_days_and_keeps_the_window() -> None:
     from connector.config import FilterSettings
-    from connector.verify import JobReference
+    from connector.verify_reference import JobReference
 
     day = datetime(2026, 5, 1, tzinfo=UTC)
     records = [
