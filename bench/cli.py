@@ -20,6 +20,7 @@ from typing import Any
 from bench.context import Context, ScenarioError
 from bench.harness import scratch_dir
 from bench.horizon import downtime, freshness
+from bench.jobs import jobs, jobs_cpu
 from bench.live import live
 from bench.profiles import PROFILES
 from bench.profiling import cpu_profile
@@ -36,6 +37,8 @@ SCENARIOS: dict[str, Scenario] = {
     "rss": rss,
     "rescans": rescans,
     "downtime": downtime,  # after rescans: its ratio uses the first-pass cost measured there
+    "jobs": jobs,  # the jobs path next to the query path (issue 11)
+    "jobs_cpu": jobs_cpu,
     "live": live,
     "freshness": freshness,
 }
