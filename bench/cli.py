@@ -20,7 +20,7 @@ from typing import Any
 from bench.context import Context, ScenarioError
 from bench.harness import scratch_dir
 from bench.horizon import downtime, freshness
-from bench.jobs import jobs, jobs_cpu
+from bench.jobs import jobs, jobs_cpu, jobs_cpu_profile
 from bench.live import live
 from bench.profiles import PROFILES
 from bench.profiling import cpu_profile
@@ -42,7 +42,7 @@ SCENARIOS: dict[str, Scenario] = {
     "live": live,
     "freshness": freshness,
 }
-EXTRA: dict[str, Scenario] = {"cpu_profile": cpu_profile}
+EXTRA: dict[str, Scenario] = {"cpu_profile": cpu_profile, "jobs_cpu_profile": jobs_cpu_profile}
 RESULTS_DIR = Path(__file__).parent / "results"
 
 

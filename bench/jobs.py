@@ -14,11 +14,13 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench.context import UNLIMITED, Context, ScenarioError
-from bench.harness import LogEvents, connector_env, run_connector, scrape, simulator
+from bench.harness import ConnectorRun, LogEvents, connector_env, run_connector, scrape, simulator
+from bench.profiling import profile_rows
 from bench.report import Row, Target
 from bench.scenarios import MB, _delivered, _run_details
 
@@ -168,34 +170,9 @@ def jobs(ctx: Context) -> Result:
 def jobs_cpu(ctx: Context) -> Result:
     """Connector CPU per conversation and peak RSS on the jobs path, several jobs at once."""
     p = ctx.profile
-    # A lower hourly volume spreads the backlog over several days: one job per UTC day, several at once.
-    spread = dataclasses.replace(p, volume_per_hour=p.jobs_cpu_volume_per_hour)
-    local = dataclasses.replace(ctx, profile=spread)
-    n = p.jobs_cpu_backlog
-    days = n / p.jobs_cpu_volume_per_hour / 24
-    ctx.say(
-        f"jobs_cpu: {n:,} conversations over {days:.1f} days, {p.jobs_max_concurrent} jobs at once, "
-        f"pages of 1,000, no latency, no limit"
-    )
-    fields = local.simulator_fields(
-        n,
-        rate_limit=UNLIMITED,
-        latency_ms=0.0,
-        duplicate_probability=0.0,
-        max_concurrent_jobs=p.jobs_max_concurrent,
-        job_queued_s=0.2,
-        job_pending_s=0.3,
-    )
-    extra = {**JOBS_ON, "JOBS__MAX_CONCURRENT": str(p.jobs_max_concurrent), "JOBS__PAGE_SIZE": "1000"}
-    with simulator(fields, ctx.workdir) as sim:
-        settings = local.first_pass_settings(n, rate_limit=UNLIMITED, extra=extra)
-        sim_cpu_before = sim.cpu_seconds()
-        run, topic = local.run_bounded("jobs_cpu", sim, settings, timeout_s=n / 200 + 180)
-        sim_cpu = sim.cpu_seconds() - sim_cpu_before
-        conversations, messages = _delivered(ctx, sim, run, topic)
-        by_route = requests_by_route(sim.control.counters())
-    if by_route["job_results"] == 0:
-        raise ScenarioError(f"no job results were read; log tail:\n{run.log_tail()}")
+    m = _jobs_unlimited(ctx, "jobs_cpu")
+    run: ConnectorRun = m.pop("run")
+    conversations = m["conversations"]
     loop_cpu = run.loop_cpu_s
     rows = [
         Row(
@@ -212,7 +189,7 @@ def jobs_cpu(ctx: Context) -> Result:
             "conversations per CPU-second, whole process",
             conversations / run.cpu_s,
             "conv/CPU-s",
-            note=f"user+sys incl. start-up ({run.cpu_s:.1f} s; simulator used {sim_cpu:.1f} s)",
+            note=f"user+sys incl. start-up ({run.cpu_s:.1f} s; simulator used {m['simulator_cpu_s']:.1f} s)",
         ),
         Row("jobs_cpu", "throughput without limit", conversations / (run.loop_wall_s or 1), "conv/s"),
         Row(
@@ -224,11 +201,55 @@ def jobs_cpu(ctx: Context) -> Result:
             note="ru_maxrss of the connector process; result pages of 1,000 records",
         ),
     ]
-    return rows, {
+    return rows, {**m, **_run_details(run)}
+
+
+def jobs_cpu_profile(ctx: Context) -> Result:
+    """(On request) the `jobs_cpu` backlog with the connector under cProfile: where the jobs path's CPU
+    goes (see bench/profiling.py)."""
+    out = ctx.workdir / "connector-jobs.prof"
+    command = [sys.executable, "-m", "bench.profiled_connector", str(out)]
+    m = _jobs_unlimited(ctx, "jobs_cpu_profile", command=command)
+    return profile_rows(ctx, "jobs_cpu_profile", m, out)
+
+
+def _jobs_unlimited(ctx: Context, scenario: str, *, command: list[str] | None = None) -> dict[str, Any]:
+    """The jobs path over `jobs_cpu_backlog` conversations: no latency, no practical limit, several jobs
+    at once (one per UTC day), result pages of 1,000."""
+    p = ctx.profile
+    # A lower hourly volume spreads the backlog over several days: one job per UTC day, several at once.
+    spread = dataclasses.replace(p, volume_per_hour=p.jobs_cpu_volume_per_hour)
+    local = dataclasses.replace(ctx, profile=spread)
+    n = p.jobs_cpu_backlog
+    days = n / p.jobs_cpu_volume_per_hour / 24
+    ctx.say(
+        f"{scenario}: {n:,} conversations over {days:.1f} days, {p.jobs_max_concurrent} jobs at once, "
+        f"pages of 1,000, no latency, no limit"
+    )
+    fields = local.simulator_fields(
+        n,
+        rate_limit=UNLIMITED,
+        latency_ms=0.0,
+        duplicate_probability=0.0,
+        max_concurrent_jobs=p.jobs_max_concurrent,
+        job_queued_s=0.2,
+        job_pending_s=0.3,
+    )
+    extra = {**JOBS_ON, "JOBS__MAX_CONCURRENT": str(p.jobs_max_concurrent), "JOBS__PAGE_SIZE": "1000"}
+    with simulator(fields, ctx.workdir) as sim:
+        settings = local.first_pass_settings(n, rate_limit=UNLIMITED, extra=extra)
+        sim_cpu_before = sim.cpu_seconds()
+        run, topic = local.run_bounded(scenario, sim, settings, timeout_s=n / 100 + 180, command=command)
+        sim_cpu = sim.cpu_seconds() - sim_cpu_before
+        conversations, messages = _delivered(ctx, sim, run, topic)
+        by_route = requests_by_route(sim.control.counters())
+    if by_route["job_results"] == 0:
+        raise ScenarioError(f"no job results were read; log tail:\n{run.log_tail()}")
+    return {
+        "run": run,
         "conversations": conversations,
         "messages": messages,
         "requests_by_route": by_route,
         "simulator_cpu_s": round(sim_cpu, 2),
         "settings": settings,
-        **_run_details(run),
     }
