@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Kafka broker. Prints one table and saves it as JSON under bench/results/.",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="higher limit, lower latency, smaller backlogs (~3 min)"
+        "--quick", action="store_true", help="higher limit, lower latency, smaller backlogs (~8-9 min)"
     )
     parser.add_argument(
         "--scenario",
