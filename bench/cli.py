@@ -20,6 +20,7 @@ from typing import Any
 from bench.context import Context, ScenarioError
 from bench.harness import scratch_dir
 from bench.horizon import downtime, freshness
+from bench.jobs import jobs, jobs_cpu, jobs_cpu_profile
 from bench.live import live
 from bench.profiles import PROFILES
 from bench.profiling import cpu_profile
@@ -36,10 +37,12 @@ SCENARIOS: dict[str, Scenario] = {
     "rss": rss,
     "rescans": rescans,
     "downtime": downtime,  # after rescans: its ratio uses the first-pass cost measured there
+    "jobs": jobs,  # the jobs path next to the query path (issue 11)
+    "jobs_cpu": jobs_cpu,
     "live": live,
     "freshness": freshness,
 }
-EXTRA: dict[str, Scenario] = {"cpu_profile": cpu_profile}
+EXTRA: dict[str, Scenario] = {"cpu_profile": cpu_profile, "jobs_cpu_profile": jobs_cpu_profile}
 RESULTS_DIR = Path(__file__).parent / "results"
 
 
@@ -50,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Kafka broker. Prints one table and saves it as JSON under bench/results/.",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="higher limit, lower latency, smaller backlogs (~3 min)"
+        "--quick", action="store_true", help="higher limit, lower latency, smaller backlogs (~8-9 min)"
     )
     parser.add_argument(
         "--scenario",

@@ -147,7 +147,13 @@ def freshness(ctx: Context) -> tuple[list[Row], dict[str, Any]]:
     fields = _simulator_fields(ctx, p.freshness_rate_per_minute, HISTORY.total_seconds() / 86_400)
     with simulator(fields, ctx.workdir, launcher=command(mapping, "simulator")) as sim:
         topic = ctx.new_topic("freshness")
-        settings = {"WINDOWS__START": "-1d", "GENESYS__PAGE_SIZE": str(p.page_size), **p.freshness_settings}
+        settings = {
+            "WINDOWS__START": "-1d",
+            "GENESYS__PAGE_SIZE": str(p.page_size),
+            # The interval the target is computed from, set explicitly so the two cannot drift apart.
+            "WINDOWS__FOLLOW_INTERVAL": f"{p.follow_interval_s:g}s",
+            **p.freshness_settings,
+        }
         state_dir = ctx.workdir / f"state-freshness-{int(time.time())}"
         env = ctx.env_for(sim, topic, state_dir, settings)
         # The day of history is caught up first (CPU-bound: an hour or more of simulated time at x240);

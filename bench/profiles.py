@@ -41,6 +41,14 @@ class Profile:
     live_steady_s: float  # the steady run whose 429s are counted
     storm: tuple[str, ...]  # scripted faults on the query route
     storm_observe_s: float  # how long to watch the request rate after the storm
+    # --- jobs path (bench/jobs.py) -----------------------------------------------------------------------
+    jobs_backlog: int = 36_000  # conversations older than the data-lake lag
+    jobs_rate_limit: int = 60  # low: the budget binds, not CPU or latency
+    jobs_latency_ms: float = 50.0
+    jobs_query_measure_s: float = 30.0  # the query path's steady rate is measured over this much main loop
+    jobs_cpu_backlog: int = 48_000
+    jobs_cpu_volume_per_hour: float = 500.0  # spreads jobs_cpu_backlog over several UTC days (one job each)
+    jobs_max_concurrent: int = 4  # jobs at once in jobs_cpu (connector and simulator cap)
     # --- data shape -------------------------------------------------------------------------------------
     volume_per_hour: float = 1000.0  # history conversations per hour (diurnal shape)
     page_size: int = 100
@@ -49,9 +57,9 @@ class Profile:
     accel_factor: float = 240.0
     freshness_hours: float = 10.0  # simulated hours of live traffic with realistic durations
     freshness_rate_per_minute: float = 10.0  # new conversations per simulated minute
-    # The follow interval in the freshness target (follow + lag + one window). Today the connector follows
-    # open conversations by id at the first re-scan delay (15 min), but only after the last re-scan.
-    follow_interval_s: float = 900.0
+    # The connector's windows.follow_interval in the freshness run (set explicitly; its default is 5m): open
+    # conversations are re-read by id this often from their first sighting. Target: follow + lag + one window.
+    follow_interval_s: float = 300.0
     freshness_settings: dict[str, str] = field(default_factory=dict)  # extra connector settings (env)
     downtime_before_h: float = 1.0  # live before the downtime (simulated hours)
     downtime_h: float = 3.0  # connector down, traffic going on
@@ -86,6 +94,10 @@ DEFAULT = Profile(
     live_steady_s=60.0,
     storm=("429:5",) * 8,
     storm_observe_s=60.0,
+    jobs_backlog=72_000,
+    jobs_query_measure_s=60.0,
+    jobs_cpu_backlog=120_000,
+    jobs_cpu_volume_per_hour=1000.0,
 )
 
 QUICK = Profile(

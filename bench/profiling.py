@@ -85,11 +85,18 @@ def cpu_profile(ctx: Context) -> tuple[list[Row], dict[str, Any]]:
     out = ctx.workdir / "connector.prof"
     command = [sys.executable, "-m", "bench.profiled_connector", str(out)]
     m = _unlimited_run(ctx, "cpu_profile", n, command=command)
+    return profile_rows(ctx, "cpu_profile", m, out)
+
+
+def profile_rows(
+    ctx: Context, scenario: str, m: dict[str, Any], out: Path
+) -> tuple[list[Row], dict[str, Any]]:
+    """Print the busiest module groups of a profiled run (`m` from a bounded run, `out` its profile)."""
     run = m.pop("run")
     ranked = summarise(out)
     gc_stats = json.loads(out.with_suffix(".gc.json").read_text(encoding="utf-8"))
     busy = sum(seconds for group, seconds in ranked if group != "idle (epoll wait)")
-    ctx.say(f"cpu_profile: busiest module groups (main thread, {busy:.1f} s busy; profile in {out}):")
+    ctx.say(f"{scenario}: busiest module groups (main thread, {busy:.1f} s busy; profile in {out}):")
     for group, seconds in ranked:
         share = "" if group == IDLE else f"{seconds / busy:6.1%}"
         ctx.say(f"    {group:<48} {seconds:7.2f} s {share}")
@@ -99,13 +106,13 @@ def cpu_profile(ctx: Context) -> tuple[list[Row], dict[str, Any]]:
     )
     rows = [
         Row(
-            "cpu_profile",
+            scenario,
             "profiled process CPU per 1,000 conversations",
             run.cpu_s * 1000 / m["conversations"],
             "CPU-s",
             note="under cProfile: slower than the measured cpu scenario; see the printed breakdown",
         ),
-        Row("cpu_profile", "garbage collection share of process CPU", gc_stats["seconds"] / run.cpu_s, ""),
+        Row(scenario, "garbage collection share of process CPU", gc_stats["seconds"] / run.cpu_s, ""),
     ]
     details = {
         **m,

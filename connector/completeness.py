@@ -198,10 +198,21 @@ class Completeness:
         self._clock = clock
 
     def seen(
-        self, records: Sequence[Mapping[str, Any]], *, pass_label: str, window: Window | None, at: datetime
+        self,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        pass_label: str,
+        window: Window | None,
+        at: datetime,
+        first_read: bool = False,
     ) -> None:
-        """A page (or follow-up batch) was read: note each conversation's sighting."""
-        source = source_of(pass_label)
+        """A page (or follow-up batch) was read: note each conversation's sighting.
+
+        `first_read`: the page is its window's first read whatever its label - a backfill job's span is
+        read by no first pass, so its conversations are first-pass sightings, not late finds (only a
+        settling job can find what the first read missed).
+        """
+        source = FIRST_PASS if first_read else source_of(pass_label)
         interval = None if window is None else window.interval
         label = None if window is None else pass_label
         self.ledger.record_seen_many(

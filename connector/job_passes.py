@@ -157,7 +157,11 @@ class JobPasses:
         self._progress.add_stat("fetched_jobs", len(page.conversations))
         if self._completeness is not None:
             self._completeness.seen(
-                page.conversations, pass_label=JOB_LABEL, window=key.window, at=page.received_at
+                page.conversations,
+                pass_label=JOB_LABEL,
+                window=key.window,
+                at=page.received_at,
+                first_read=not key.settling,
             )
         selected, unchanged = self._select(
             page.conversations, page.received_at, window_of=lambda _record: key.window, pass_label=JOB_LABEL

@@ -11,6 +11,12 @@ columns) and prints its table. It says CLEAN only when both agree that nothing i
 started is stopped before it returns, and its state lives in a temporary directory unless `--state-dir`
 is given.
 
+The history starts further back than the simulator's data lake lags (two hours), so the connector reads
+what the data lake holds through async jobs (the `jobs` count of the progress line) and hands over to the
+details query at `dataAvailabilityDate` for the fresh tail (the `windows` count). The reconciliation
+compares the conversations of the job-read (settled) part with the simulator's records with participant
+attributes (the jobs' view), the rest with the query's view.
+
 Time is compressed so a short run shows the settlement re-scans at work: the simulator's post-end
 changes arrive within seconds, and the connector re-scans each window after 20 s and 60 s.
 """
@@ -39,6 +45,8 @@ from connector.verify import VerifyRequest, run_verify
 log = logging.getLogger(__name__)
 
 TOPIC = "genesys.conversations"
+DATA_LAKE_LAG_S = 2 * 3600.0  # the simulated data lake lags two hours behind ...
+DATA_LAKE_STEP_S = 3600.0  # ... and advances in hourly steps
 
 
 def register(sub: Any) -> None:
@@ -83,17 +91,35 @@ def main(args: argparse.Namespace) -> int:
         history_start = datetime.now(UTC) - timedelta(hours=args.history_hours)
         settings = _settings(sim.base_url, kafka.bootstrap_servers, state_dir, history_start)
         metrics = ConnectorMetrics(rescans=len(settings.windows.rescan_delays))
+        handover = sim.control.set_data_lake()  # where the jobs backfill hands over to the query
+        _say(out, f"  data lake complete up to {handover:%Y-%m-%d %H:%M}Z: jobs before it, the query after")
         _say(out, f"running the connector for {args.duration:g} s (Ctrl-C stops it early) ...")
         asyncio.run(_run(settings, metrics, args.duration, out))
         watermark = _watermark(metrics)
         _say(out, "\nreading the topic back and reconciling with the simulator ...")
-        truth = sim.control.ground_truth(settings.windows.resolve_start(datetime.now(UTC)), watermark)
+        start = settings.windows.resolve_start(datetime.now(UTC))
+        truth = _truth(sim.control, start, watermark, handover)
         result = reconcile(truth, read_topic(kafka.bootstrap_servers, TOPIC))
         _print_report(out, result, settings, watermark, metrics)
-        start = settings.windows.resolve_start(datetime.now(UTC))
         _say(out, "\ngenesys-connector verify --read-topic over the same range ...")
         verified = _verify(settings, start, watermark, out)
         return _verdict(out, result, verified)
+
+
+def _truth(control: Any, start: datetime, end: datetime, handover: datetime) -> dict[str, dict[str, Any]]:
+    """What the latest message of each conversation of `[start, end)` must equal.
+
+    Before `handover` (the data lake's `dataAvailabilityDate` when the connector started), the jobs'
+    view: those conversations were read by backfill jobs, whose records carry participant attributes (no
+    later change reaches them during a demo: their post-end changes happened hours ago). From `handover`
+    on, the details query's view: the query read those windows, and their settling jobs are due only once
+    the data lake has passed them by `jobs.settle_delay`, long after the demo.
+    """
+    handover = min(max(handover, start), end)
+    truth = control.ground_truth(start, handover, attributes=True) if handover > start else {}
+    if end > handover:
+        truth.update(control.ground_truth(handover, end))
+    return dict(truth)
 
 
 def _verify(settings: Settings, start: datetime, end: datetime, out: TextIO) -> int:
@@ -138,6 +164,10 @@ def _simulator(args: argparse.Namespace) -> Iterator[Any]:
         survey_delay_s=15.0,
         evaluation_delay_s=25.0,
         rate_limit=args.rate_limit,
+        # The data lake holds all but the last two hours: the jobs read most of the history (pages of
+        # 1,000, with participant attributes) and hand over to the details query at dataAvailabilityDate.
+        data_lake_lag_s=DATA_LAKE_LAG_S,
+        data_lake_step_s=DATA_LAKE_STEP_S,
         latency_ms=150.0,
         latency_jitter_ms=100.0,
         faults={"503": args.fault_rate / 3, "504": args.fault_rate / 3, "reset": args.fault_rate / 3}
@@ -211,8 +241,11 @@ PROGRESS_WIDTH = 79
 
 
 def _progress_line(metrics: ConnectorMetrics, elapsed: float) -> str:
-    """One line of at most `PROGRESS_WIDTH` characters: windows, messages sent, lag, API use."""
+    """One line of at most `PROGRESS_WIDTH` characters: conversations read by jobs, query windows (first
+    passes + re-scans), messages sent, lag, API use. `jobs` grows during the backfill of what the data lake
+    holds, then `windows` takes over for the fresh tail."""
     p = "genesys_connector_"
+    by_jobs = _value(metrics, p + "conversations_delivered_total", {"path": "job"})
     windows = _value(metrics, p + "windows_completed_total", {"pass": "0"})
     rescans = _value(metrics, p + "windows_completed_total") - windows
     published = _value(metrics, p + "conversations_published_total")
@@ -221,8 +254,8 @@ def _progress_line(metrics: ConnectorMetrics, elapsed: float) -> str:
     requests = _value(metrics, p + "api_requests_total")
     retries = _value(metrics, p + "api_retries_total")
     line = (
-        f"[{elapsed:3.0f}s] windows {windows:.0f} +{rescans:.0f} re-scans  sent {published:.0f}  "
-        f"lag {_human(lag)}  API {requests:.0f} ({retries:.0f} retried) {used * 100:.0f}%"
+        f"[{elapsed:3.0f}s] jobs {by_jobs:.0f} windows {windows:.0f}+{rescans:.0f} sent {published:.0f} "
+        f"lag {_human(lag)} API {requests:.0f} ({retries:.0f} retried) {used * 100:.0f}%"
     )
     return line[:PROGRESS_WIDTH]
 

@@ -13,6 +13,7 @@ def _metrics(scale: int) -> ConnectorMetrics:
     metrics.windows_completed.labels(**{"pass": "0"}).inc(14 * scale)
     metrics.windows_completed.labels(**{"pass": "1"}).inc(28 * scale)
     metrics.conversations_published.labels(**{"pass": "0"}).inc(5478 * scale)
+    metrics.conversations_delivered.labels("job").inc(5100 * scale)
     metrics.lag_seconds.set(5400)
     metrics.api_budget_utilization_ratio.set(0.95)
     metrics.api_requests.labels(endpoint="query", code="200").inc(812 * scale)
@@ -23,7 +24,8 @@ def _metrics(scale: int) -> ConnectorMetrics:
 def test_progress_line_of_a_demo_run_fits_80_columns_whole() -> None:
     line = _progress_line(_metrics(1), elapsed=90)
     assert len(line) <= PROGRESS_WIDTH < 80
-    for shown in ("windows 14 +28 re-scans", "sent 5478", "lag 1.5h", "API 812 (12 retried)", "95%"):
+    shown_all = ("jobs 5100", "windows 14+28", "sent 5478", "lag 1.5h", "API 812 (12 retried)", "95%")
+    for shown in shown_all:
         assert shown in line, line
 
 

@@ -17,6 +17,8 @@ import orjson
 import pytest
 from fakes import FakeFetcher, FakePublisher, sample
 
+from connector.clock import FakeClock
+from connector.completeness import Completeness, Settlements
 from connector.genesys.fetcher import Page
 from connector.genesys.jobs import JobEvent, JobOutcome, JobPage, JobRestarted, JobResume, JobSubmitted
 from connector.kafka.publisher import BatchResult, DeliveryFailure
@@ -25,6 +27,7 @@ from connector.metrics import ConnectorMetrics
 from connector.passes import BatchNotDelivered, InFlightSnapshots, PassRunner, SettledConversation
 from connector.state.changes import ChangeStore
 from connector.state.checkpoint import JobCursor
+from connector.state.ledger import Ledger
 from connector.state.progress import SETTLING_PASS, PassKey, Progress
 from connector.windows import Window
 
@@ -364,3 +367,28 @@ def test_follow_up_while_the_job_snapshot_awaits_its_ack_carries_its_attributes(
 
     assert asyncio.run(scenario()) == 0
     assert len(h.publisher.messages) == 1
+
+
+# ------------------------------------------------------------------------------------------ ledger
+
+
+def test_backfill_job_sightings_are_first_reads_and_a_settling_job_finds_late(
+    make: Callable[..., Harness], tmp_path: Path
+) -> None:
+    """A backfill span has no first pass: its job is the first read, so nothing it returns is a late find
+    (one WARNING per conversation and an inflated found-late metric otherwise); what only a settling job
+    returns still is one."""
+    b = conv("b")
+    h = make([[SUBMITTED, job_page(1, [conv("a")], last=True)], [job_page(1, [conv("a"), b], last=True)]])
+    ledger = Ledger(tmp_path, metrics=h.metrics)
+    settlements = Settlements(ledger, h.progress, clock=FakeClock(LATER), range_start=T0, range_end=None)
+    h.runner._completeness = Completeness(ledger, settlements, h.progress, clock=FakeClock(LATER))
+
+    assert h.run(h.progress.begin_job_span(SPAN, T0)) is True
+    settle = PassKey(SPAN, SETTLING_PASS, job=True)
+    h.progress.in_progress[settle] = 1
+    assert h.run(settle) is True
+
+    assert ledger.hour_counts(T0 + timedelta(hours=10)).by_source == {"first_pass": 1, "job": 1}
+    assert sample(h.metrics, "conversations_found_late_total", source="job") == 1
+    ledger.close()
