@@ -15,7 +15,7 @@ import pytest
 from fakes import FakeFetcher, FakePublisher, sample
 
 from connector.clock import FakeClock
-from connector.completeness import Completeness, ControlReporter, Settlements, source_of
+from connector.completeness import Completeness, ControlReporter, JobSettlements, Settlements, source_of
 from connector.errors import BatchNotDelivered
 from connector.genesys.fetcher import Page
 from connector.kafka.control import RangeFinal, Watermark, parse_control
@@ -172,6 +172,23 @@ def test_the_jobs_path_settles_through_the_same_adapter(tmp_path: Path) -> None:
     assert settled is not None
     assert (settled.settled_by, settled.expected, settled.delivered) == ("job", 3, 2)
     assert settled.data_availability_date == "2026-05-03T10:00:00.000Z"
+
+
+def test_a_settling_job_reaches_the_ledger_through_the_job_settlement_listener(tmp_path: Path) -> None:
+    """What the worker wires when jobs settle: the runner's `on_settled` (the job's whole result set as
+    (id, start) pairs) settles the hours through the same `Settlements`, `how="job"`."""
+    world = World(tmp_path)
+    world.run(FIRST_HALF, 0, [conv("a", 1)])
+    world.run(SECOND_HALF, 0, [conv("b", 40)])
+    world.progress.rescans.clear()  # the settling job replaces the re-scans
+    listener = JobSettlements(world.settlements)
+    job_result = frozenset(
+        {("a", H10 + timedelta(minutes=1)), ("b", H10 + timedelta(minutes=40)), ("c", None)}
+    )
+    listener.on_settled(Window(H10, H10 + timedelta(days=1)), job_result, H10 + timedelta(days=2))
+    settled = world.ledger.settlement(H10)
+    assert settled is not None
+    assert (settled.settled_by, settled.expected, settled.delivered) == ("job", 2, 2)  # no start: not counted
 
 
 def test_range_final_events_are_marked_reported_only_once_acked(tmp_path: Path) -> None:
