@@ -29,7 +29,6 @@ Nothing here does I/O. Typical use, one serialisation per record:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -67,7 +66,6 @@ def content_hash(record: Mapping[str, Any]) -> str:
     return value_hash(encode_record(record))
 
 
-@functools.lru_cache(maxsize=4096)  # a page's messages share their window and observation instants
 class WindowLike(Protocol):
     """What the message format needs of a window (connector.windows.Window fits): `[start, end)`."""
 
